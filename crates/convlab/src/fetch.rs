@@ -1,0 +1,217 @@
+//! Downloading files safely: pinned URL, published checksum, progress, atomic write, resume.
+//!
+//! The bytes go to `<dest>.part`; when the download is complete and its checksum matches,
+//! the file is renamed to `dest` in one step, so `dest` is either absent or whole. A cut-off
+//! download leaves the `.part` file, and the next call asks the server for the rest with an
+//! HTTP `Range` request (or starts again when the server does not support ranges).
+//!
+//! ```no_run
+//! use convlab::fetch::{download, Checksum};
+//! let url = "http://127.0.0.1:8000/weights.safetensors";
+//! download(url, "data/weights.safetensors".as_ref(), &Checksum::Sha256("ab12…".into()))?;
+//! # Ok::<(), convlab::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use sha2::Digest;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A published checksum, as lowercase hex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    /// SHA-256 of the whole file.
+    Sha256(String),
+    /// The first hex digits of the SHA-256 (torchvision puts 8 of them in its file names).
+    Sha256Prefix(String),
+}
+
+impl Checksum {
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Checksum::Sha256(_) => "sha256",
+            Checksum::Sha256Prefix(_) => "sha256 prefix",
+        }
+    }
+
+    fn matches(&self, sha256_hex: &str) -> bool {
+        match self {
+            Checksum::Sha256(h) => h.eq_ignore_ascii_case(sha256_hex),
+            Checksum::Sha256Prefix(p) => sha256_hex.starts_with(&p.to_ascii_lowercase()),
+        }
+    }
+
+    fn expected(&self) -> &str {
+        match self {
+            Checksum::Sha256(h) | Checksum::Sha256Prefix(h) => h,
+        }
+    }
+}
+
+/// SHA-256 of a file, as lowercase hex.
+///
+/// ```no_run
+/// let hex = convlab::fetch::sha256_file("data/cat.png".as_ref())?;
+/// assert_eq!(hex.len(), 64);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `path` against `checksum`; a mismatch names the file and both values.
+pub fn verify(path: &Path, checksum: &Checksum) -> Result<()> {
+    let actual = sha256_file(path)?;
+    if checksum.matches(&actual) {
+        Ok(())
+    } else {
+        Err(Error::Checksum {
+            path: path.into(),
+            algorithm: checksum.algorithm(),
+            expected: checksum.expected().to_string(),
+            actual,
+        })
+    }
+}
+
+/// The `.part` file that holds an unfinished download of `dest`.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+/// Prints a progress line on stdout every few percent (every few MB when the size is unknown).
+struct Progress {
+    total: Option<u64>,
+    done: u64,
+    last_mark: u64,
+}
+
+impl Progress {
+    fn step(&mut self, n: u64) {
+        self.done += n;
+        let mark = match self.total {
+            Some(t) if t > 0 => self.done * 20 / t,
+            _ => self.done >> 23,
+        };
+        if mark != self.last_mark {
+            self.last_mark = mark;
+            let mb = self.done as f64 / 1e6;
+            match self.total {
+                Some(t) => println!(
+                    "  {mb:8.1} MB of {:.1} MB ({:.0}%)",
+                    t as f64 / 1e6,
+                    100.0 * self.done as f64 / t as f64
+                ),
+                None => println!("  {mb:8.1} MB"),
+            }
+        }
+    }
+}
+
+/// Downloads `url` to `dest`, verifying `checksum`; returns at once when `dest` is already
+/// there and verifies. See the [module docs](self) for the guarantees.
+pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> {
+    if dest.exists() {
+        verify(dest, checksum)?;
+        return Ok(dest.to_path_buf());
+    }
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let part = part_path(dest);
+    let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let fail = |reason: String| Error::Download {
+        url: url.to_string(),
+        reason,
+    };
+    let mut request = ureq::get(url);
+    if have > 0 {
+        request = request.header("Range", &format!("bytes={have}-"));
+    }
+    let response = request
+        .call()
+        .map_err(|e| fail(format!("{e} (check the address and your connection)")))?;
+    let status = response.status().as_u16();
+    let resumed = have > 0 && status == 206;
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut file = if resumed {
+        OpenOptions::new().append(true).open(&part)
+    } else {
+        File::create(&part)
+    }
+    .map_err(|e| Error::io(&part, e))?;
+    let start = if resumed { have } else { 0 };
+    println!(
+        "downloading {url}{}",
+        if resumed { format!(" (resuming at {have} bytes)") } else { String::new() }
+    );
+    let mut progress = Progress {
+        total: length.map(|l| l + start),
+        done: start,
+        last_mark: u64::MAX,
+    };
+    let mut body = response.into_body().into_reader();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0u64;
+    loop {
+        let n = body
+            .read(&mut buf)
+            .map_err(|e| fail(format!("cut off after {} bytes ({e}); run the fetch again to resume", start + received)))?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n]).map_err(|e| Error::io(&part, e))?;
+        received += n as u64;
+        progress.step(n as u64);
+    }
+    file.sync_all().map_err(|e| Error::io(&part, e))?;
+    drop(file);
+    if let Some(l) = length {
+        if received < l {
+            return Err(fail(format!(
+                "cut off after {} of {} bytes; run the fetch again to resume",
+                start + received,
+                start + l
+            )));
+        }
+    }
+    if let Err(e) = verify(&part, checksum) {
+        let _ = fs::remove_file(&part);
+        return Err(e);
+    }
+    fs::rename(&part, dest).map_err(|e| Error::io(dest, e))?;
+    Ok(dest.to_path_buf())
+}
+
+/// Copies `src` to `dest` through a `.part` file, verifying `checksum` before the rename.
+pub fn copy_verified(src: &Path, dest: &Path, checksum: &Checksum) -> Result<PathBuf> {
+    verify(src, checksum)?;
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let part = part_path(dest);
+    fs::copy(src, &part).map_err(|e| Error::io(src, e))?;
+    fs::rename(&part, dest).map_err(|e| Error::io(dest, e))?;
+    Ok(dest.to_path_buf())
+}

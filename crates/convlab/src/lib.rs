@@ -1,0 +1,58 @@
+//! # convlab — the helper crate of the "Module 2: Convolutions" notebooks
+//!
+//! One module per idea of the course:
+//!
+//! | module | learning activity | what it gives |
+//! |---|---|---|
+//! | [`data`] | setup | the course pictures, fetched and checked |
+//! | [`image`] | LA2 | pictures as grey or colour arrays |
+//! | [`conv`] | LA3–LA4 | `multiply_sum`, `convolve` and its fast twin |
+//! | [`filters`] | LA3–LA4 | the edge and brown filters |
+//! | [`display`] | all | pictures inline in the notebook, side by side, pixel tables |
+//! | [`vis_square`] | LA14 | many small pictures tiled on a grid |
+//! | [`device`] | LA5– | CUDA when present, else the CPU |
+//! | [`fetch`] | setup | checked, resumable downloads |
+//!
+//! In a notebook:
+//!
+//! ```text
+//! :dep convlab = { path = "../crates/convlab" }
+//! use convlab::prelude::*;
+//! ```
+//!
+//! ```
+//! use convlab::prelude::*;
+//! let image = Array2::<f32>::from_shape_fn((5, 5), |(r, _)| if r < 2 { 255.0 } else { 0.0 });
+//! let edges = convolve(&image, &filters::horizontal_edge())?;
+//! assert_eq!(edges.dim(), (3, 3));
+//! assert_eq!(edges[[0, 0]], 255.0 * 3.0);
+//! # Ok::<(), convlab::Error>(())
+//! ```
+
+pub mod augment;
+pub mod cifar;
+pub mod conv;
+pub mod data;
+pub mod device;
+pub mod display;
+pub mod error;
+pub mod fetch;
+pub mod filters;
+pub mod image;
+pub mod plot;
+pub mod train;
+pub mod vgg;
+pub mod vis_square;
+
+pub use error::{Error, Result};
+
+/// Everything a notebook cell usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::conv::{convolve, convolve_fast, multiply_sum};
+    pub use crate::display::{print_region, show, show_row, show_titled, Picture};
+    pub use crate::error::{Error, Result};
+    pub use crate::filters;
+    pub use crate::image::{load_colour, load_grey};
+    pub use crate::vis_square::vis_square;
+    pub use ndarray::{array, s, Array, Array1, Array2, Array3, Array4, ArrayD, Axis};
+}

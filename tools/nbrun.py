@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Execute notebooks headless with the `rust` (evcxr) kernel and fail for real.
+
+evcxr catches panics: the cell "succeeds" and the panic shows only on stderr. This runner
+counts as a failure every cell that produced an error output *or wrote to stderr*, and
+prints which cell and what it said.
+
+    python tools/nbrun.py notebooks/01-convolutions.ipynb            # run, report
+    python tools/nbrun.py NB --out build/executed --html build/html  # keep the results
+    python tools/nbrun.py --prewarm                                  # warm evcxr's build folder
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = "rust"
+
+
+@dataclass
+class CellProblem:
+    index: int
+    source: str
+    message: str
+
+    def __str__(self) -> str:
+        first = self.source.strip().splitlines()[0] if self.source.strip() else "(empty)"
+        return f"cell {self.index} ({first[:60]}): {self.message.strip()[:2000]}"
+
+
+@dataclass
+class Result:
+    path: Path
+    notebook: nbformat.NotebookNode
+    seconds: float
+    problems: list[CellProblem] = field(default_factory=list)
+    cell_seconds: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def cell_problem(index: int, cell) -> CellProblem | None:
+    """The error outputs and stderr text of one executed code cell, or None when clean."""
+    messages = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            tb = "\n".join(out.get("traceback", [])) or f"{out.get('ename')}: {out.get('evalue')}"
+            messages.append(tb)
+        elif out.get("output_type") == "stream" and out.get("name") == "stderr":
+            messages.append(out.get("text", ""))
+    if not messages:
+        return None
+    return CellProblem(index, cell.get("source", ""), "\n".join(messages))
+
+
+def png_outputs(cell) -> list[bytes]:
+    """The PNG pictures a code cell displayed, decoded from base64."""
+    pngs = []
+    for out in cell.get("outputs", []):
+        data = out.get("data", {})
+        if "image/png" in data:
+            pngs.append(base64.b64decode(data["image/png"]))
+    return pngs
+
+
+def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
+            notebook: nbformat.NotebookNode | None = None) -> Result:
+    """Runs every cell (going on after failures) and collects the problems."""
+    path = Path(path)
+    nb = notebook if notebook is not None else nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        timeout=timeout,
+        allow_errors=True,
+        resources={"metadata": {"path": str(cwd or path.parent)}},
+    )
+    start = time.monotonic()
+    cell_seconds: dict[int, float] = {}
+    problems: list[CellProblem] = []
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            t0 = time.monotonic()
+            try:
+                client.execute_cell(cell, index)
+            except CellTimeoutError:
+                problems.append(CellProblem(index, cell.source, f"timed out after {timeout} s"))
+                break
+            except DeadKernelError as e:
+                problems.append(CellProblem(index, cell.source, f"the kernel died: {e}"))
+                break
+            cell_seconds[index] = time.monotonic() - t0
+            problem = cell_problem(index, cell)
+            if problem:
+                problems.append(problem)
+    return Result(path, nb, time.monotonic() - start, problems, cell_seconds)
+
+
+def prewarm() -> int:
+    """Runs `:dep convlab` once in a kernel, so its build lands in EVCXR_TMPDIR."""
+    crate = ROOT / "crates" / "convlab"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f':dep convlab = {{ path = "{crate}" }}'),
+        nbformat.v4.new_code_cell(
+            "let t = tch::Tensor::from_slice(&[1.0f32, 2.0]);\n"
+            "let g = convlab::filters::horizontal_edge();\n"
+            'println!("{} {}", t.sum(tch::Kind::Float).double_value(&[]), g.sum());'
+        ),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        res = execute(Path(tmp) / "prewarm.ipynb", timeout=3600, notebook=nb, cwd=Path(tmp))
+    if not res.ok:
+        for p in res.problems:
+            print(f"prewarm: {p}", file=sys.stderr)
+        return 1
+    print(f"prewarm: kernel ready ({res.seconds:.0f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*", type=Path)
+    ap.add_argument("--out", type=Path, help="write the executed notebooks here")
+    ap.add_argument("--html", type=Path, help="write the executed notebooks as HTML here")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    ap.add_argument("--prewarm", action="store_true", help="warm evcxr's build folder and exit")
+    args = ap.parse_args(argv)
+    if args.prewarm:
+        return prewarm()
+    if not args.notebooks:
+        ap.error("name at least one notebook")
+    failed = 0
+    for path in args.notebooks:
+        res = execute(path, timeout=args.timeout)
+        status = "ok" if res.ok else f"{len(res.problems)} failing cell(s)"
+        print(f"{path}: {status} in {res.seconds:.1f} s")
+        for p in res.problems:
+            print(f"  {p}")
+        failed += not res.ok
+        for folder, fmt in ((args.out, "ipynb"), (args.html, "html")):
+            if folder is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{path.stem}.{fmt}"
+            if fmt == "ipynb":
+                nbformat.write(res.notebook, target)
+            else:
+                from nbconvert import HTMLExporter
+                body, _ = HTMLExporter().from_notebook_node(res.notebook)
+                target.write_text(body)
+            print(f"  wrote {target}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
