@@ -24,7 +24,7 @@ fn time_ours(batch: i64, runs: usize) -> f64 {
     let dev = device();
     let vgg = vgg16(dev).expect("VGG-16 builds");
     let x = Tensor::randn([batch, 3, 224, 224], (Kind::Float, dev));
-    vgg.forward(&x).expect("forward");
+    drop(vgg.forward(&x).expect("forward"));
     sync(dev);
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {

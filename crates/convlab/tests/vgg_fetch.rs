@@ -22,9 +22,12 @@ enum Reply {
 
 /// A tiny HTTP/1.1 server: `routes[path]` is a list of replies, one per request (the last one
 /// repeats). Records each request's path and Range header.
+/// Each request's path and `Range` header.
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 struct Server {
     base: String,
-    log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    log: Log,
 }
 
 fn serve(routes: HashMap<String, Vec<Reply>>) -> Server {
