@@ -12,6 +12,8 @@
 //! | [`vis_square`] | LA14 | many small pictures tiled on a grid |
 //! | [`device`] | LA5– | CUDA when present, else the CPU |
 //! | [`fetch`] | setup | checked, resumable downloads |
+//! | [`vgg`] | LA5–LA14 | VGG-16 layer by layer, preprocessing, top-5, looking inside |
+//! | [`weights`] | LA11 | VGG-16's weight files: fetch, convert, load with clear errors |
 //!
 //! In a notebook:
 //!
@@ -44,6 +46,7 @@ pub mod plot;
 pub mod train;
 pub mod vgg;
 pub mod vis_square;
+pub mod weights;
 
 pub use error::{Error, Result};
 /// The array crate, re-exported so that notebooks need only `:dep convlab`.

@@ -21,6 +21,33 @@ struct Cli {
 enum Command {
     /// Fetch the course pictures into data/ (from CONVLAB_DATA_MIRROR when set) and check them.
     FetchData,
+    /// Fetch VGG-16's ImageNet weights (torchvision's, 528 MB), verify, convert and check them.
+    FetchWeights {
+        /// Where the weights go (default: $CONVLAB_VGG_WEIGHTS, else data/vgg16.safetensors).
+        #[arg(long)]
+        dest: Option<std::path::PathBuf>,
+        /// Download from this address instead (a mirror of the same file).
+        #[arg(long)]
+        url: Option<String>,
+        /// With --url: the file's full SHA-256 (else torchvision's prefix 397923af is checked).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// With --url: the downloaded file's name (a .pth is converted).
+        #[arg(long)]
+        file_name: Option<String>,
+    },
+    /// Convert torchvision's .pth weights into a .safetensors/.ot/.npz file (needs Python torch).
+    ConvertWeights {
+        src: std::path::PathBuf,
+        dest: std::path::PathBuf,
+    },
+    /// Write VGG-16-shaped RANDOM weights (for tests; marked so the notebook says so).
+    MakeTestWeights {
+        /// Output file: .safetensors, .ot or .npz.
+        path: std::path::PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+    },
 }
 
 fn run(cli: Cli) -> convlab::Result<()> {
@@ -29,6 +56,38 @@ fn run(cli: Cli) -> convlab::Result<()> {
             for path in convlab::data::ensure_all()? {
                 println!("ok  {}", path.display());
             }
+        }
+        Command::FetchWeights {
+            dest,
+            url,
+            sha256,
+            file_name,
+        } => {
+            use convlab::weights;
+            let dest = dest.unwrap_or_else(weights::default_path);
+            let mut source = weights::Source::torchvision();
+            if let Some(url) = url {
+                source.file_name = file_name
+                    .or_else(|| url.rsplit('/').next().map(str::to_string))
+                    .unwrap_or_else(|| weights::TORCHVISION_FILE.to_string());
+                source.url = url;
+            }
+            if let Some(h) = sha256 {
+                source.checksum = convlab::fetch::Checksum::Sha256(h);
+            }
+            let path = weights::fetch(&source, &dest)?;
+            println!("ok  {}", path.display());
+        }
+        Command::ConvertWeights { src, dest } => {
+            convlab::weights::convert_pth(&src, &dest)?;
+            println!("{}", convlab::weights::check_loads(&dest)?);
+        }
+        Command::MakeTestWeights { path, seed } => {
+            convlab::weights::write_test_weights(&path, seed)?;
+            println!(
+                "wrote random VGG-16-shaped test weights to {}",
+                path.display()
+            );
         }
     }
     Ok(())
