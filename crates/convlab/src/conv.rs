@@ -170,7 +170,11 @@ where
     for c in 0..channels {
         // One contiguous H×W plane per channel, so that shifted views are contiguous rows.
         let plane: Array2<f32> = if image.ndim() == 3 {
-            image.index_axis(Axis(2), c).to_owned()
+            image
+                .index_axis(Axis(2), c)
+                .into_dimensionality::<Ix2>()
+                .expect("2-D")
+                .to_owned()
         } else {
             image.view().into_dimensionality::<Ix2>().expect("2-D").to_owned()
         };

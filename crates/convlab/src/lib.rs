@@ -12,6 +12,9 @@
 //! | [`vis_square`] | LA14 | many small pictures tiled on a grid |
 //! | [`device`] | LA5– | CUDA when present, else the CPU |
 //! | [`fetch`] | setup | checked, resumable downloads |
+//! | [`cifar`] | LA15 | the CIFAR-10 binary batches: fetch, read, show |
+//! | [`train`] | LA16–LA17 | the seed's CIFAR-10 model, Keras's SGD, training with checkpoints |
+//! | [`augment`] | LA18 | Keras's `ImageDataGenerator`: normalisation, shifts, flips |
 //!
 //! In a notebook:
 //!
@@ -45,6 +48,10 @@ pub mod vgg;
 pub mod vis_square;
 
 pub use error::{Error, Result};
+/// The array crate, re-exported so that notebooks need only `:dep convlab`.
+pub use ndarray;
+/// The libtorch bindings, re-exported for the same reason.
+pub use tch;
 
 /// Everything a notebook cell usually needs, in one `use`.
 pub mod prelude {
