@@ -370,9 +370,9 @@ pub fn synthetic(n: usize, seed: u64) -> Split {
             for c in 0..SIDE {
                 let t = if vertical { c } else { r } as f32;
                 let stripe = 45.0 * (t * std::f32::consts::TAU / period + phase).sin();
-                for ch in 0..3 {
+                for (ch, &base) in PALETTE[k].iter().enumerate() {
                     let noise = rng.uniform(-35.0, 35.0) as f32;
-                    let v = PALETTE[k][ch] + stripe + noise;
+                    let v = base + stripe + noise;
                     images[[i, ch, r, c]] = v.round().clamp(0.0, 255.0) as u8;
                 }
             }
