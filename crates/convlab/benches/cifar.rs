@@ -142,8 +142,18 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(8.0);
     println!("seed CIFAR-10 model, one training step, CPU, batch {BATCH}, {threads} threads");
-    let ours = rust_step_rate(seconds);
-    match pytorch_step_rate(threads, seconds) {
+    println!("(best of 2 alternating runs each, so that a busy machine favours neither side)");
+    let mut ours = 0.0f64;
+    let mut theirs: Result<(f64, String), String> = Err("not run".into());
+    for _ in 0..2 {
+        ours = ours.max(rust_step_rate(seconds));
+        theirs = match (pytorch_step_rate(threads, seconds), theirs) {
+            (Ok((r, a)), Ok((best, _))) => Ok((r.max(best), a)),
+            (Ok(x), Err(_)) => Ok(x),
+            (Err(e), _) => Err(e),
+        };
+    }
+    match theirs {
         Ok((theirs, about)) => {
             println!("{:<34} {:>12}", "implementation", "images/s");
             println!("{:<34} {:>12.1}", "convlab (tch, KerasSgd)", ours);
