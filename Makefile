@@ -16,4 +16,4 @@ test:
 	scripts/test.sh
 
 bench: setup
-	. scripts/env.sh && cargo bench -p convlab
+	. scripts/env.sh && cargo bench --profile dev -p convlab
