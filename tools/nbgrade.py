@@ -499,9 +499,29 @@ def worker_dirs(base: Path, workers: int) -> list[Path]:
     return [base.parent / f"{base.name}-w{i}" for i in range(workers)]
 
 
+_RUST_LIBDIR: list[str] = []
+
+
+def rust_libdir() -> str:
+    """Where the Rust toolchain keeps libstd-*.so. evcxr's cell libraries find it through a
+    relative RUNPATH that is wrong when the build folder sits below the home folder (e.g.
+    ~/.cache/...: "dlopen failed" at kernel start), so the kernels get it on LD_LIBRARY_PATH."""
+    if not _RUST_LIBDIR:
+        try:
+            out = subprocess.run(["rustc", "--print", "target-libdir"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            out = ""
+        _RUST_LIBDIR.append(out)
+    return _RUST_LIBDIR[0]
+
+
 def kernel_env(tmpdir: Path) -> dict:
     env = dict(os.environ)
     env["EVCXR_TMPDIR"] = str(tmpdir)
+    if rust_libdir():
+        old = env.get("LD_LIBRARY_PATH")
+        env["LD_LIBRARY_PATH"] = rust_libdir() + (":" + old if old else "")
     # evcxr must build in its own folder, not in the clones' shared cargo target folder.
     env.pop("CARGO_TARGET_DIR", None)
     return env
