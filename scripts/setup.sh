@@ -42,8 +42,9 @@ fi
 [ -n "$CONVLAB_TORCH_LIB" ] || { echo "setup: torch's lib/ not found under $CONVLAB_VENV" >&2; exit 1; }
 
 # 2. evcxr_jupyter at the pinned version.
-have=$("$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" --version 2>/dev/null || true)
-if [ "$have" != "evcxr_jupyter $EVCXR_VERSION" ] && [ "$have" != "$EVCXR_VERSION" ]; then
+# cargo records what it installed in .crates.toml beside bin/.
+if ! [ -x "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" ] ||
+   ! grep -q "\"evcxr_jupyter $EVCXR_VERSION " "$CONVLAB_EVCXR_ROOT/.crates.toml" 2>/dev/null; then
   log "building evcxr_jupyter $EVCXR_VERSION (about 15 minutes on 2 cores, once)"
   cargo install --quiet --locked evcxr_jupyter --version "$EVCXR_VERSION" --root "$CONVLAB_EVCXR_ROOT"
 fi
@@ -55,10 +56,16 @@ launcher="$CONVLAB_CACHE/bin/rust-kernel"
 mkdir -p "$CONVLAB_CACHE/bin" "$CONVLAB_VENV/share/jupyter/kernels/rust"
 cat > "$launcher.tmp" <<SH
 #!/usr/bin/env bash
+# evcxr builds each cell in \$EVCXR_TMPDIR/target and loads it from there.
+unset CARGO_TARGET_DIR
 export LIBTORCH_USE_PYTORCH=1
-export LD_LIBRARY_PATH="$CONVLAB_TORCH_LIB\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
-export EVCXR_TMPDIR="\${EVCXR_TMPDIR:-$CONVLAB_CACHE/evcxr-tmp}"
+# Each cell is a library linked against Rust's shared libstd; its relative rpath to the
+# toolchain breaks when the build folder and the toolchain share a parent below /, so
+# the toolchain's library folder goes on the loader path too, beside torch's lib/.
 export PATH="$CONVLAB_VENV/bin:$HOME/.cargo/bin:\$PATH"
+rust_lib="\$(rustc --print target-libdir 2>/dev/null)"
+export LD_LIBRARY_PATH="$CONVLAB_TORCH_LIB:\$rust_lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+export EVCXR_TMPDIR="\${EVCXR_TMPDIR:-$CONVLAB_CACHE/evcxr-tmp}"
 exec "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" --control_file "\$1"
 SH
 chmod +x "$launcher.tmp" && mv "$launcher.tmp" "$launcher"
@@ -73,8 +80,8 @@ JSON
 
 # 4. The Rust side: the command-line tool, then the course pictures.
 log "building convlab (the first build compiles libtorch's bindings: about 6 minutes)"
-cargo build --quiet --release -p convlab --bin convlab
-"$CARGO_TARGET_DIR/release/convlab" fetch-data
+cargo build --quiet -p convlab --bin convlab
+"$CARGO_TARGET_DIR/debug/convlab" fetch-data
 
 # 5. Prewarm evcxr's build folder with the crate, so a new kernel's `:dep` takes seconds.
 log "prewarming the Rust kernel (the first time compiles tch inside evcxr: a few minutes)"

@@ -23,14 +23,23 @@ fn main() {
     let path = convlab::data::data_dir().join("grace_hopper.jpg");
     let colour: Array3<f32> = convlab::image::load_colour(&path).unwrap_or_else(|e| {
         eprintln!("({e}; using a random picture of the same size)");
-        Array3::from_shape_fn((606, 517, 3), |(i, j, c)| ((i * 31 + j * 17 + c * 7) % 256) as f32)
+        Array3::from_shape_fn((606, 517, 3), |(i, j, c)| {
+            ((i * 31 + j * 17 + c * 7) % 256) as f32
+        })
     });
     let grey = convlab::image::grey_from_colour(&colour.view());
     let f2 = convlab::filters::horizontal_edge();
     let f3 = convlab::filters::brown();
     let mpix = (grey.len() as f64) / 1e6;
-    println!("convolve on a {}×{} picture (valid, output = input − 3 + 1)", grey.nrows(), grey.ncols());
-    println!("{:<14} {:>12} {:>12} {:>8}", "case", "direct MP/s", "fast MP/s", "ratio");
+    println!(
+        "convolve on a {}×{} picture (valid, output = input − 3 + 1)",
+        grey.nrows(),
+        grey.ncols()
+    );
+    println!(
+        "{:<14} {:>12} {:>12} {:>8}",
+        "case", "direct MP/s", "fast MP/s", "ratio"
+    );
     let cases: [(&str, Box<dyn FnMut()>, Box<dyn FnMut()>); 2] = [
         (
             "grey 3×3",
@@ -46,6 +55,11 @@ fn main() {
     for (name, mut direct, mut fast) in cases {
         let td = time(&mut direct, 1.0);
         let tf = time(&mut fast, 1.0);
-        println!("{name:<14} {:>12.1} {:>12.1} {:>7.1}×", mpix / td, mpix / tf, td / tf);
+        println!(
+            "{name:<14} {:>12.1} {:>12.1} {:>7.1}×",
+            mpix / td,
+            mpix / tf,
+            td / tf
+        );
     }
 }

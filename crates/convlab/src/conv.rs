@@ -95,7 +95,10 @@ where
             shape_str(is)
         )));
     }
-    for (name, a) in [("image", image.view().into_dyn()), ("filter", filter.view().into_dyn())] {
+    for (name, a) in [
+        ("image", image.view().into_dyn()),
+        ("filter", filter.view().into_dyn()),
+    ] {
         if let Some((idx, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(Error::Value(format!(
                 "the {name} holds {v} at {:?}: replace NaN and infinite values before convolving",
@@ -166,16 +169,31 @@ where
     let mut out = Array2::<f32>::zeros((out_h, out_w));
     let image = image.view().into_dyn();
     let filter = filter.view().into_dyn();
-    let channels = if image.ndim() == 3 { image.shape()[2] } else { 1 };
+    let channels = if image.ndim() == 3 {
+        image.shape()[2]
+    } else {
+        1
+    };
     for c in 0..channels {
         // One contiguous H×W plane per channel, so that shifted views are contiguous rows.
         let plane: Array2<f32> = if image.ndim() == 3 {
-            image.index_axis(Axis(2), c).to_owned()
+            image
+                .index_axis(Axis(2), c)
+                .into_dimensionality::<Ix2>()
+                .expect("2-D")
+                .to_owned()
         } else {
-            image.view().into_dimensionality::<Ix2>().expect("2-D").to_owned()
+            image
+                .view()
+                .into_dimensionality::<Ix2>()
+                .expect("2-D")
+                .to_owned()
         };
         let weights: ArrayView<f32, Ix2> = if filter.ndim() == 3 {
-            filter.index_axis(Axis(2), c).into_dimensionality().expect("2-D")
+            filter
+                .index_axis(Axis(2), c)
+                .into_dimensionality()
+                .expect("2-D")
         } else {
             filter.view().into_dimensionality().expect("2-D")
         };
@@ -195,7 +213,10 @@ fn add_plane(out: &mut Array2<f32>, plane: &Array2<f32>, weights: &ArrayView<f32
         Zip::from(out.rows_mut())
             .and(shifted.rows())
             .for_each(|mut o, s| {
-                let (o, s) = (o.as_slice_mut().expect("owned rows"), s.as_slice().expect("contiguous rows"));
+                let (o, s) = (
+                    o.as_slice_mut().expect("owned rows"),
+                    s.as_slice().expect("contiguous rows"),
+                );
                 for (o, &s) in o.iter_mut().zip(s) {
                     *o += w * s;
                 }

@@ -57,7 +57,11 @@ pub const ASSETS: &[Asset] = &[
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("CONVLAB_DATA_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .expect("the crate lives in crates/convlab")
+            .join("data"),
     }
 }
 
@@ -65,7 +69,9 @@ pub fn data_dir() -> PathBuf {
 pub fn asset(name: &str) -> Result<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name).ok_or_else(|| {
         let known: Vec<_> = ASSETS.iter().map(|a| a.name).collect();
-        Error::Value(format!("no course file called {name:?}; the known ones are {known:?}"))
+        Error::Value(format!(
+            "no course file called {name:?}; the known ones are {known:?}"
+        ))
     })
 }
 

@@ -62,10 +62,7 @@ pub fn describe(device: Device) -> String {
             } else {
                 "no usable GPU found"
             };
-            format!(
-                "CPU ({why}; {} threads)",
-                tch::get_num_threads()
-            )
+            format!("CPU ({why}; {} threads)", tch::get_num_threads())
         }
     }
 }

@@ -77,7 +77,9 @@ impl<S: Data<Elem = f32>> ToPicture for ArrayBase<S, Ix2> {
         check_finite(self.iter(), self.shape())?;
         let (lo, hi) = self
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         let span = if hi > lo { hi - lo } else { 1.0 };
         let (h, w) = self.dim();
         let rgb = ::image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
@@ -101,7 +103,11 @@ impl<S: Data<Elem = f32>> ToPicture for ArrayBase<S, Ix3> {
         let unit = self.iter().all(|&v| v <= 1.0);
         let scale = if unit { 255.0 } else { 1.0 };
         let rgb = ::image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let px = |k: usize| (self[[y as usize, x as usize, k]] * scale).round().clamp(0.0, 255.0) as u8;
+            let px = |k: usize| {
+                (self[[y as usize, x as usize, k]] * scale)
+                    .round()
+                    .clamp(0.0, 255.0) as u8
+            };
             ::image::Rgb([px(0), px(1), px(2)])
         });
         Ok(Picture { rgb, title: None })
@@ -159,14 +165,21 @@ impl Picture {
             return self.rgb.clone();
         }
         let k = MIN_SIDE.div_ceil(side);
-        ::image::imageops::resize(&self.rgb, w * k, h * k, ::image::imageops::FilterType::Nearest)
+        ::image::imageops::resize(
+            &self.rgb,
+            w * k,
+            h * k,
+            ::image::imageops::FilterType::Nearest,
+        )
     }
 }
 
 /// Lays pictures out in a row, titles above, on a white background; returns PNG bytes.
 fn compose(pictures: &[Picture]) -> Result<Vec<u8>> {
     if pictures.is_empty() {
-        return Err(Error::Value("nothing to show: the list of pictures is empty".into()));
+        return Err(Error::Value(
+            "nothing to show: the list of pictures is empty".into(),
+        ));
     }
     let tiles: Vec<::image::RgbImage> = pictures.iter().map(Picture::enlarged).collect();
     let titled = pictures.iter().any(|p| p.title.is_some());
@@ -188,7 +201,10 @@ fn compose(pictures: &[Picture]) -> Result<Vec<u8>> {
     }
     let mut png = Vec::new();
     ::image::DynamicImage::ImageRgb8(canvas)
-        .write_to(&mut std::io::Cursor::new(&mut png), ::image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut png),
+            ::image::ImageFormat::Png,
+        )
         .map_err(|e| Error::Value(format!("PNG encoding failed: {e}")))?;
     Ok(png)
 }
@@ -230,7 +246,10 @@ pub fn emit_png(png: &[u8]) -> Result<()> {
     if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(png);
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "EVCXR_BEGIN_CONTENT image/png\n{b64}\nEVCXR_END_CONTENT");
+        let _ = writeln!(
+            out,
+            "EVCXR_BEGIN_CONTENT image/png\n{b64}\nEVCXR_END_CONTENT"
+        );
         let _ = out.flush();
     }
     Ok(())

@@ -164,7 +164,11 @@ pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> 
     let start = if resumed { have } else { 0 };
     println!(
         "downloading {url}{}",
-        if resumed { format!(" (resuming at {have} bytes)") } else { String::new() }
+        if resumed {
+            format!(" (resuming at {have} bytes)")
+        } else {
+            String::new()
+        }
     );
     let mut progress = Progress {
         total: length.map(|l| l + start),
@@ -175,9 +179,12 @@ pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> 
     let mut buf = vec![0u8; 1 << 16];
     let mut received = 0u64;
     loop {
-        let n = body
-            .read(&mut buf)
-            .map_err(|e| fail(format!("cut off after {} bytes ({e}); run the fetch again to resume", start + received)))?;
+        let n = body.read(&mut buf).map_err(|e| {
+            fail(format!(
+                "cut off after {} bytes ({e}); run the fetch again to resume",
+                start + received
+            ))
+        })?;
         if n == 0 {
             break;
         }

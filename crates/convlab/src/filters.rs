@@ -55,7 +55,11 @@ pub fn brown_channel_first() -> Array3<f32> {
 /// assert_eq!(b[[1, 1, 0]], 0.20229845); // centre weight of the red channel
 /// ```
 pub fn channel_last(filter: &Array3<f32>) -> Array3<f32> {
-    filter.view().permuted_axes([1, 2, 0]).as_standard_layout().to_owned()
+    filter
+        .view()
+        .permuted_axes([1, 2, 0])
+        .as_standard_layout()
+        .to_owned()
 }
 
 /// The brown filter with its channel last, ready for [`convolve`](crate::conv::convolve)

@@ -27,8 +27,7 @@ fn open(path: &Path) -> Result<::image::DynamicImage> {
     }
     let format = ::image::guess_format(&bytes).map_err(|_| Error::Decode {
         path: path.into(),
-        reason: "its first bytes are not those of a PNG, JPEG or other known picture format"
-            .into(),
+        reason: "its first bytes are not those of a PNG, JPEG or other known picture format".into(),
     })?;
     if format == ::image::ImageFormat::Jpeg && !jpeg_has_end(&bytes) {
         return Err(Error::Decode {
@@ -110,7 +109,10 @@ pub fn resize(rgb: &ArrayView3<f32>, height: usize, width: usize) -> Result<Arra
             "resize takes an (height, width, 3) colour array, got {h}×{w}×{c}"
         )));
     }
-    let raw: Vec<u8> = rgb.iter().map(|&v| v.round().clamp(0.0, 255.0) as u8).collect();
+    let raw: Vec<u8> = rgb
+        .iter()
+        .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
     let buf = ::image::RgbImage::from_raw(w as u32, h as u32, raw).expect("sizes checked above");
     let out = ::image::imageops::resize(
         &buf,

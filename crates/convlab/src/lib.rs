@@ -22,6 +22,7 @@
 //!
 //! ```
 //! use convlab::prelude::*;
+//! use convlab::conv::convolve;
 //! let image = Array2::<f32>::from_shape_fn((5, 5), |(r, _)| if r < 2 { 255.0 } else { 0.0 });
 //! let edges = convolve(&image, &filters::horizontal_edge())?;
 //! assert_eq!(edges.dim(), (3, 3));
@@ -45,12 +46,14 @@ pub mod vgg;
 pub mod vis_square;
 
 pub use error::{Error, Result};
+/// The array crate, re-exported so that notebooks need only `:dep convlab`.
+pub use ndarray;
+/// The libtorch bindings, re-exported for the same reason.
+pub use tch;
 
 /// Everything a notebook cell usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::conv::{convolve, convolve_fast, multiply_sum};
     pub use crate::display::{print_region, show, show_row, show_titled, Picture};
-    pub use crate::error::{Error, Result};
     pub use crate::filters;
     pub use crate::image::{load_colour, load_grey};
     pub use crate::vis_square::vis_square;

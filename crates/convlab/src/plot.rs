@@ -38,7 +38,7 @@ fn err<E: std::fmt::Display>(e: E) -> Error {
 ///
 /// ```
 /// let p = convlab::plot::bars("scores", &["a", "b"], &[0.7, 0.2])?;
-/// assert_eq!(p.rgb.dimensions(), (640, 400));
+/// assert_eq!(p.rgb.dimensions(), (640, 60 + 40 * 2));
 /// # Ok::<(), convlab::Error>(())
 /// ```
 pub fn bars(title: &str, labels: &[&str], values: &[f64]) -> Result<Picture> {
@@ -73,7 +73,10 @@ pub fn bars(title: &str, labels: &[&str], values: &[f64]) -> Result<Picture> {
             .draw_series(values.iter().enumerate().map(|(i, &v)| {
                 let row = n - 1 - i;
                 let mut bar = Rectangle::new(
-                    [(0.0, SegmentValue::Exact(row)), (v, SegmentValue::Exact(row + 1))],
+                    [
+                        (0.0, SegmentValue::Exact(row)),
+                        (v, SegmentValue::Exact(row + 1)),
+                    ],
                     BLUE.mix(0.7).filled(),
                 );
                 bar.set_margin(6, 6, 0, 0);
@@ -102,7 +105,9 @@ pub fn lines(
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
         if !x.is_finite() || !y.is_finite() {
-            return Err(Error::Value(format!("lines got a non-finite point ({x}, {y})")));
+            return Err(Error::Value(format!(
+                "lines got a non-finite point ({x}, {y})"
+            )));
         }
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
     }
@@ -134,7 +139,9 @@ pub fn lines(
                 .draw_series(LineSeries::new(pts.iter().cloned(), colour.stroke_width(2)))
                 .map_err(err)?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                 .map_err(err)?;
@@ -168,13 +175,23 @@ pub fn confusion(title: &str, labels: &[&str], counts: &[Vec<u64>]) -> Result<Pi
         )));
     }
     let max = counts.iter().flatten().cloned().max().unwrap_or(0).max(1) as f64;
+    let name = |v: &SegmentValue<usize>, flip: bool| match v {
+        SegmentValue::CenterOf(i) if *i < n => {
+            labels[if flip { n - 1 - *i } else { *i }].to_string()
+        }
+        _ => String::new(),
+    };
+    let centred = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Center,
+    );
     render(W, W, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(60)
             .y_label_area_size(90)
-            .build_cartesian_2d(0..n, 0..n)
+            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -183,13 +200,8 @@ pub fn confusion(title: &str, labels: &[&str], counts: &[Vec<u64>]) -> Result<Pi
             .y_labels(n)
             .x_desc("predicted")
             .y_desc("true")
-            .x_label_formatter(&|i| labels.get(*i).map(|s| s.to_string()).unwrap_or_default())
-            .y_label_formatter(&|i| {
-                labels
-                    .get(n.wrapping_sub(1).wrapping_sub(*i))
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
-            })
+            .x_label_formatter(&|v| name(v, false))
+            .y_label_formatter(&|v| name(v, true))
             .draw()
             .map_err(err)?;
         for (r, row) in counts.iter().enumerate() {
@@ -198,15 +210,20 @@ pub fn confusion(title: &str, labels: &[&str], counts: &[Vec<u64>]) -> Result<Pi
                 let shade = 1.0 - v as f64 / max;
                 let level = (255.0 * shade) as u8;
                 let fill = RGBColor(level, level, 255);
+                let cell = [
+                    (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                ];
                 chart
-                    .draw_series(std::iter::once(Rectangle::new([(c, y), (c + 1, y + 1)], fill.filled())))
+                    .draw_series(std::iter::once(Rectangle::new(cell, fill.filled())))
                     .map_err(err)?;
                 let ink = if shade < 0.5 { WHITE } else { BLACK };
+                let style = ("sans-serif", 14).into_font().color(&ink).pos(centred);
                 chart
                     .draw_series(std::iter::once(Text::new(
                         v.to_string(),
-                        (c, y + 1),
-                        ("sans-serif", 14).into_font().color(&ink),
+                        (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
+                        style,
                     )))
                     .map_err(err)?;
             }

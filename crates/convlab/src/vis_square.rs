@@ -30,10 +30,14 @@ pub fn vis_square(data: &ArrayViewD<f32>, padsize: usize, padval: f32) -> Result
         }
     };
     if data.is_empty() {
-        return Err(Error::Value(format!("vis_square got an empty array {shape:?}")));
+        return Err(Error::Value(format!(
+            "vis_square got an empty array {shape:?}"
+        )));
     }
     if let Some(v) = data.iter().find(|v| !v.is_finite()) {
-        return Err(Error::Value(format!("vis_square got {v} in a {shape:?} array")));
+        return Err(Error::Value(format!(
+            "vis_square got {v} in a {shape:?} array"
+        )));
     }
     // Normalize the inputs
     let min = data.iter().cloned().fold(f32::INFINITY, f32::min);

@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "convlab", about = "Data and weights for the Module 2 Convolutions notebooks")]
+#[command(
+    name = "convlab",
+    about = "Data and weights for the Module 2 Convolutions notebooks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
