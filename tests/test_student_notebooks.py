@@ -222,3 +222,19 @@ def test_feedback_for_compile_errors_timeouts_and_todo():
     todo = "thread '<unnamed>' panicked at src/lib.rs:3:5:\nnot yet implemented: double: write your code here\n"
     cell = _executed(nb.cells[4], [{"output_type": "stream", "name": "stderr", "text": todo}])
     assert "not answered yet" in nbgrade.describe_failure(cell, {"status": "failed"})
+
+
+def test_written_answers_in_markdown_are_blanked():
+    nb = nbformat.read(TINY, as_version=4)
+    md = nbformat.v4.new_markdown_cell("**Quiz.** Why?\n\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->")
+    md.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "why", "schema_version": 3}
+    whole = nbformat.v4.new_markdown_cell("**Answer.** All of it.")
+    whole.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "all", "schema_version": 3}
+    nb.cells += [md, whole]
+    student = nbgrade.student_version(nb, TINY, nbgrade.STUDENT_DIR)
+    assert student.cells[-2].source == "**Quiz.** Why?\n\nYOUR ANSWER HERE"
+    assert student.cells[-1].source == "YOUR ANSWER HERE"
+    bare = nbformat.v4.new_markdown_cell("<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->")
+    nb.cells.append(bare)
+    with pytest.raises(nbgrade.SourceError, match="no nbgrader solution metadata"):
+        nbgrade.check_source(nb, "tiny")

@@ -111,7 +111,10 @@ def check_source(nb, name: str) -> None:
                 raise SourceError(f"{where}: test cell {gid!r} needs numeric points") from None
             if points <= 0:
                 raise SourceError(f"{where}: test cell {gid!r} has {points} points; give it more than 0")
-        has_markers = any(BEGIN_SOLUTION.match(l) for l in cell.source.splitlines())
+        if cell.cell_type == "code":
+            has_markers = any(BEGIN_SOLUTION.match(l) for l in cell.source.splitlines())
+        else:
+            has_markers = "BEGIN SOLUTION" in cell.source
         if has_markers and not is_solution(cell):
             raise SourceError(f"{where}: has BEGIN SOLUTION but no nbgrader solution metadata")
         if not is_test(cell) and any(BEGIN_HIDDEN.match(l) for l in cell.source.splitlines()):
@@ -207,7 +210,9 @@ def student_version(source_nb, source_path: Path, out_dir: Path) -> nbformat.Not
             cell.outputs = []
             cell.execution_count = None
             cell.source = rewrite_dep_paths(cell.source, source_path.parent.resolve(), out_dir.resolve())
-        if is_solution(cell):
+        if is_solution(cell) and cell.cell_type != "code" and "BEGIN SOLUTION" not in cell.source:
+            cell.source = TEXT_STUB  # a written answer without a marked region: all of it
+        elif is_solution(cell):
             cell.source = clear_solutions(cell.source, grade_id(cell), cell.cell_type == "code", where)
         if is_test(cell):
             cell.source = strip_hidden(cell.source, where=where)
