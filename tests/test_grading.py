@@ -119,3 +119,110 @@ def test_hidden_tests_count(tmp_path):
 
 
 needs_nb1 = pytest.mark.skipif(not NB1.exists(), reason="notebooks/01-convolutions.ipynb not written yet")
+
+
+@pytest.mark.parametrize("src", nbgrade.exercise_sources(), ids=lambda p: p.name)
+def test_answer_scores_full_marks_and_student_version_zero(src, tmp_path):
+    """The answer notebook earns every point; the generated student notebook earns none on
+    every exercise, yet every one of its cells still runs (nothing hangs or kills the kernel)."""
+    kernel_ready()
+    subs = tmp_path / "subs"
+    submission_from(src, subs, "answer", nbformat.read(src, as_version=4))
+    submission_from(src, subs, "student", student_of(src))
+    graded = grade(subs, src, tmp_path / "out", cell_timeout=300, notebook_timeout=1500)
+    by = {g.student: g for g in graded}
+    answer, student = by["answer"], by["student"]
+    assert all(r.points == r.max for r in answer.rows), \
+        [(r.exercise, r.feedback) for r in answer.rows if r.points != r.max]
+    assert answer.ran_to_the_end()
+    assert all(r.points == 0 for r in student.rows), \
+        [(r.exercise, r.feedback) for r in student.rows if r.points]
+    assert student.ran_to_the_end(), {i: s for i, s in student.status.items() if s["status"] not in ("ok", "failed")}
+    assert all("not answered yet" in r.feedback or "did not compile" in r.feedback for r in student.rows), \
+        [r.feedback for r in student.rows]
+
+
+# The fixture class of notebook 1: each submission is the answer notebook with one mistake a
+# student could make; every test cell's points are stated.
+NB1_FULL = {"test-multiply-sum": 2, "test-convolve-size": 2, "test-convolve-reference": 3,
+            "test-vertical-filter": 1, "test-transpose": 1, "test-shoulder-filter": 2,
+            "test-brown-transpose": 1}
+OFF_BY_ONE = dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0})
+NB1_EXPECTED = {
+    "correct": NB1_FULL,
+    # the output is one row short: input − filter instead of input − filter + 1
+    "off_by_one": OFF_BY_ONE,
+    # a horizontal-edge filter where a vertical one was asked for
+    "wrong_filter": dict(NB1_FULL, **{"test-vertical-filter": 0}),
+    # `while r < 3 {}` never ends: the kernel is killed there and the rest earns nothing
+    "endless_loop": dict(NB1_FULL, **{"test-transpose": 0, "test-shoulder-filter": 0,
+                                      "test-brown-transpose": 0}),
+    # permuted_axes([1, 2, 2]) is not a permutation: ndarray panics
+    "panics": dict(NB1_FULL, **{"test-brown-transpose": 0}),
+    # does not compile: the multiply_sum answer and everything that calls it fail, including
+    # the shoulder-filter cell, which also runs the student's convolve
+    "no_compile": dict(NB1_FULL, **{"test-multiply-sum": 0, "test-convolve-size": 0,
+                                    "test-convolve-reference": 0, "test-shoulder-filter": 0}),
+    # the off-by-one bug, and the test that would catch it deleted or gutted: no gain
+    "deletes_test": OFF_BY_ONE,
+    "edits_test": OFF_BY_ONE,
+    "corrupt": {k: 0 for k in NB1_FULL},
+}
+OFF_BY_ONE_OLD = "Array2::zeros((image.shape()[0] - filter_height + 1,"
+OFF_BY_ONE_NEW = "Array2::zeros((image.shape()[0] - filter_height,"
+
+
+@pytest.fixture(scope="module")
+def nb1_class(tmp_path_factory):
+    kernel_ready()
+    root = tmp_path_factory.mktemp("nb1")
+    subs = root / "submissions"
+    answer = nbformat.read(NB1, as_version=4)
+    off = edit(answer, "convolve", OFF_BY_ONE_OLD, OFF_BY_ONE_NEW)
+    submission_from(NB1, subs, "correct", answer)
+    submission_from(NB1, subs, "off_by_one", off)
+    submission_from(NB1, subs, "wrong_filter", edit(
+        answer, "vertical-filter", "array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]",
+        "array![[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]"))
+    submission_from(NB1, subs, "endless_loop", edit(
+        answer, "transpose", "horizontal.t().to_owned()",
+        "let mut r = 0;\n    while r < 3 {\n        // forgot r += 1\n    }\n    horizontal.t().to_owned()"))
+    submission_from(NB1, subs, "panics", edit(answer, "brown-transpose", "permuted_axes([1, 2, 0])",
+                                              "permuted_axes([1, 2, 2])"))
+    submission_from(NB1, subs, "no_compile", edit(answer, "multiply-sum", "(patch * filter).sum()",
+                                                  "(patch * filter).sum() as f64"))
+    submission_from(NB1, subs, "deletes_test", delete(off, "test-convolve-reference"))
+    submission_from(NB1, subs, "edits_test", edit(
+        edit(off, "test-convolve-size", "assert_eq!(out.dim(), (h - 2, w - 2),", "assert_eq!(0, 0,"),
+        "test-convolve-reference", "assert_eq!(got.dim(), want.dim(),", "assert_eq!(0, 0,"))
+    submission_from(NB1, subs, "corrupt", raw=NB1.read_text()[:5000])
+    graded = grade(subs, NB1, root / "grades", cell_timeout=120, notebook_timeout=1200)
+    return graded, root / "grades"
+
+
+@needs_nb1
+def test_nb1_class_gets_exactly_the_expected_points(nb1_class):
+    graded, _ = nb1_class
+    got = {g.student: points(graded, g.student) for g in graded}
+    assert got == NB1_EXPECTED
+
+
+@needs_nb1
+def test_nb1_class_feedback_says_what_to_fix(nb1_class):
+    graded, out = nb1_class
+    size = feedback(graded, "off_by_one", "test-convolve-size")
+    assert "your output is" in size or "gives a 2×2 output" in size, size
+    assert "input − filter + 1" in size or "3 − 2 + 1" in size, size
+    assert "for a 9×11 image and a 3×3 filter the output is (7, 9), yours is (6, 9)" in \
+        feedback(graded, "deletes_test", "test-convolve-reference")
+    assert "make it compare left with right" in feedback(graded, "wrong_filter", "test-vertical-filter")
+    assert "endless loop" in feedback(graded, "endless_loop", "test-transpose")
+    assert "not run" in feedback(graded, "endless_loop", "test-brown-transpose")
+    assert "your answer cell 'brown-transpose' failed" in feedback(graded, "panics", "test-brown-transpose")
+    assert "your answer cell 'multiply-sum' failed: did not compile" in \
+        feedback(graded, "no_compile", "test-multiply-sum")
+    assert "not a valid notebook" in feedback(graded, "corrupt", "test-multiply-sum")
+    with open(out / "totals.csv") as f:
+        totals = {r["student"]: r for r in csv.DictReader(f)}
+    assert totals["correct"]["points"] == "12" and totals["correct"]["max"] == "12"
+    assert (out / "feedback" / "off_by_one.html").exists()

@@ -618,6 +618,11 @@ class Graded:
     student: str
     rows: list[Row]
     seconds: float
+    status: dict[int, dict] = field(default_factory=dict)  # per code cell, as run_cells says
+
+    def ran_to_the_end(self) -> bool:
+        """Every code cell ran (none timed out, killed the kernel, or was skipped)."""
+        return bool(self.status) and all(v["status"] in ("ok", "failed") for v in self.status.values())
 
 
 def zero_rows(source_nb, student: str, why: str) -> list[Row]:
@@ -680,7 +685,7 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
         from nbconvert import HTMLExporter
         body, _ = HTMLExporter().from_notebook_node(fb)
         (out / "feedback" / f"{student}.html").write_text(body)
-    return Graded(student, rows, time.monotonic() - t0)
+    return Graded(student, rows, time.monotonic() - t0, status)
 
 
 def write_gradebook(out: Path, graded: list[Graded]) -> None:
