@@ -103,6 +103,30 @@ def test_tiny_gradebook_and_feedback_files(tiny_class):
     assert not (out / "feedback" / "corrupt.ipynb").exists()
 
 
+def test_no_kernel_outlives_the_run(tiny_class):
+    """The endless loop's kernel (and evcxr's child process running the loop) was killed."""
+    import time
+    from pathlib import Path
+
+    marks = [f"EVCXR_TMPDIR={d}".encode() for d in nbgrade.worker_dirs(build_base(), WORKERS)]
+    for _ in range(20):
+        alive = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                env = (proc / "environ").read_bytes().split(b"\0")
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if any(m in env for m in marks):
+                alive.append(cmd.decode(errors="replace"))
+        if not alive:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"processes of graded kernels still running: {alive}")
+
+
 def test_hidden_tests_count(tmp_path):
     """A solution that passes the visible tests but not the hidden one loses the points."""
     kernel_ready()
