@@ -43,7 +43,7 @@ def tiny_class(tmp_path_factory):
     submission_from(TINY, subs, "deletes_answer", delete(answer, "sum-below"))
     submission_from(TINY, subs, "corrupt", raw='{"cells": [ this is not json')
     out = root / "grades"
-    graded = grade(subs, TINY, out, cell_timeout=20, notebook_timeout=300)
+    graded = grade(subs, TINY, out, cell_timeout=60, notebook_timeout=900)
     return graded, out
 
 

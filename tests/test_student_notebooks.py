@@ -164,9 +164,11 @@ def test_assemble_restores_tests_and_other_cells_from_the_source():
     run = asm.notebook
     assert len(run.cells) == len(source.cells)
     assert "x + x" in cell_by_id(run, "double").source
-    assert cell_by_id(run, "test-double").source == cell_by_id(source, "test-double").source
+    done = nbgrade.done_line(asm.nonce)
+    assert len(asm.nonce) == 16
+    assert cell_by_id(run, "test-double").source == cell_by_id(source, "test-double").source + done
     assert "BEGIN HIDDEN TESTS" in cell_by_id(run, "test-double").source
-    assert cell_by_id(run, "test-sum-below").source == cell_by_id(source, "test-sum-below").source
+    assert cell_by_id(run, "test-sum-below").source == cell_by_id(source, "test-sum-below").source + done
     assert str(ROOT / "crates" / "convlab") in run.cells[1].source
     assert all("extra cell" not in c.source for c in run.cells)
     assert asm.notes == []
@@ -238,3 +240,20 @@ def test_written_answers_in_markdown_are_blanked():
     nb.cells.append(bare)
     with pytest.raises(nbgrade.SourceError, match="no nbgrader solution metadata"):
         nbgrade.check_source(nb, "tiny")
+
+
+def test_a_test_cell_that_stops_silently_earns_nothing():
+    """No error and no stderr is not enough: the test must reach its last line (the nonce)."""
+    source = nbformat.read(TINY, as_version=4)
+    asm = nbgrade.assemble(source, TINY, source)
+    nb = asm.notebook
+    done = f"{nbgrade.DONE_PREFIX}{asm.nonce}\n"
+    nb.cells[4] = _executed(nb.cells[4], [{"output_type": "stream", "name": "stdout",
+                                           "text": "✓ double: right for every input tried\n" + done}])
+    nb.cells[7] = _executed(nb.cells[7], [])  # ran, "ok", but said nothing: cut short
+    status = {i: {"status": "ok"} for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    rows = nbgrade.grade_executed(nb, status, [], asm.nonce)
+    assert [r.points for r in rows] == [2, 0]
+    assert rows[0].feedback == "✓ double: right for every input tried"
+    assert "stopped before its end" in rows[1].feedback
+    assert asm.nonce not in nb.cells[4].source and asm.nonce not in str(nb.cells[4].outputs)

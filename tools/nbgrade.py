@@ -35,6 +35,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -261,6 +262,14 @@ def write_students(sources: list[Path], out_dir: Path, check: bool) -> int:
 class Assembled:
     notebook: nbformat.NotebookNode
     notes: list[str] = field(default_factory=list)  # what was replaced or missing
+    nonce: str = ""  # printed at the very end of each test cell: proof that it ran to the end
+
+
+DONE_PREFIX = "nbgrade-test-done-"
+
+
+def done_line(nonce: str) -> str:
+    return f'\nprintln!("{DONE_PREFIX}{nonce}");'
 
 
 def assemble(source_nb, source_path: Path, submitted) -> Assembled:
@@ -273,11 +282,16 @@ def assemble(source_nb, source_path: Path, submitted) -> Assembled:
             answers[gid] = cell
     nb = copy.deepcopy(source_nb)
     notes = []
+    nonce = secrets.token_hex(8)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
             cell.source = rewrite_dep_paths(cell.source, source_path.parent.resolve(), None)
+        if is_test(cell):
+            # A test passes only when this line is reached: a cell whose panic message got
+            # lost, or that was cut short any other way, does not count as passed.
+            cell.source += done_line(nonce)
         if is_solution(cell):
             gid = grade_id(cell)
             theirs = answers.get(gid)
@@ -287,11 +301,18 @@ def assemble(source_nb, source_path: Path, submitted) -> Assembled:
                 notes.append(f"answer cell {gid!r} is missing from the submission (deleted, or its "
                              "metadata lost); it was graded as not answered")
                 cell.source = clear_solutions(cell.source, gid, cell.cell_type == "code", gid)
-    return Assembled(nb, notes)
+    return Assembled(nb, notes, nonce)
 
 
 # ---------------------------------------------------------------------------------------------
 # Running one notebook (inside a child process: `nbgrade.py _run`)
+
+
+DEP_TIMEOUT = 600.0
+
+
+def is_dep_cell(cell) -> bool:
+    return any(l.strip().startswith(":dep") for l in cell.source.splitlines())
 
 
 def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
@@ -321,16 +342,18 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
                 stop = f"the notebook ran past its {notebook_timeout:.0f} s limit"
                 status[index] = {"status": "not-run", "seconds": 0.0, "why": stop}
                 continue
-            limit = min(cell_timeout, left)
+            # `:dep` cells build the crates (not the student's code): they get a longer limit.
+            own = max(cell_timeout, DEP_TIMEOUT) if is_dep_cell(cell) else cell_timeout
+            limit = min(own, left)
             client.timeout = max(1, int(limit))
             t0 = time.monotonic()
             try:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
                 secs = time.monotonic() - t0
-                hit_notebook = limit < cell_timeout
+                hit_notebook = limit < own
                 what = (f"the notebook ran past its {notebook_timeout:.0f} s limit" if hit_notebook
-                        else f"this cell ran past its {cell_timeout:.0f} s limit")
+                        else f"this cell ran past its {own:.0f} s limit")
                 status[index] = {"status": "timeout", "seconds": secs, "why": what}
                 stop = f"not run: cell {index} ran past its time limit, so its kernel was stopped"
                 continue
@@ -415,6 +438,24 @@ def compile_error(text: str) -> str:
     return "\n".join(keep) or text
 
 
+def hide_done(cell, nonce: str) -> bool:
+    """Removes the nonce line from a test cell; True when the cell had printed it."""
+    line = done_line(nonce)
+    if cell.source.endswith(line):
+        cell.source = cell.source[: -len(line)]
+    token = f"{DONE_PREFIX}{nonce}\n"
+    reached = False
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "stream" and o.get("name") == "stdout":
+            text = o.get("text", "")
+            if token in text:
+                reached = True
+                o["text"] = text.replace(token, "")
+    cell.outputs = [o for o in cell.get("outputs", [])
+                    if not (o.get("output_type") == "stream" and o.get("text") == "")]
+    return reached
+
+
 def describe_failure(cell, st: dict) -> str:
     """Feedback a student can act on for a test or answer cell that did not pass."""
     kind = st.get("status")
@@ -424,6 +465,8 @@ def describe_failure(cell, st: dict) -> str:
             return f"{why} (an endless loop, or far too slow?); its kernel was stopped"
         return why
     err = error_text(cell)
+    if not err and not stream_text(cell, "stderr") and st.get("why"):
+        return st["why"]
     if err:
         return "did not compile or run: " + shorten(compile_error(err))
     stderr = stream_text(cell, "stderr")
@@ -442,8 +485,10 @@ class Row:
     feedback: str
 
 
-def grade_executed(nb, status: dict[int, dict], notes: list[str]) -> list[Row]:
-    """Points and feedback for each test cell of an executed, assembled notebook."""
+def grade_executed(nb, status: dict[int, dict], notes: list[str], nonce: str | None = None) -> list[Row]:
+    """Points and feedback for each test cell of an executed, assembled notebook. With a
+    nonce, a test cell passes only if it also printed the nonce line (it ran to its end);
+    the nonce lines are then taken out of the cells' sources and outputs."""
     rows = []
     answer_problems: list[str] = []  # failures of answer cells since the last test cell
     for index, cell in enumerate(nb.cells):
@@ -455,6 +500,11 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str]) -> list[Row]:
         if not is_test(cell):
             continue
         maxp = float(nbg(cell)["points"])
+        if nonce is not None:
+            reached = hide_done(cell, nonce)
+            if st["status"] == "ok" and not reached:
+                st = {"status": "failed", "why": "the test stopped before its end without a message "
+                      "(a panic whose message was lost?); run it in your notebook to see why"}
         if st["status"] == "ok":
             said = stream_text(cell, "stdout").strip().splitlines()
             feedback = said[-1] if said else "passed"
@@ -524,6 +574,8 @@ def rust_libdir() -> str:
 def kernel_env(tmpdir: Path) -> dict:
     env = dict(os.environ)
     env["EVCXR_TMPDIR"] = str(tmpdir)
+    # Panics print their message only: quick, and the feedback is the message.
+    env["RUST_BACKTRACE"] = "0"
     if rust_libdir():
         old = env.get("LD_LIBRARY_PATH")
         env["LD_LIBRARY_PATH"] = rust_libdir() + (":" + old if old else "")
@@ -590,14 +642,23 @@ def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> lis
         prewarm_dir(base, deps)
         stamp.write_text("\n".join(deps))
     dirs = worker_dirs(base, workers)
+    want = "\n".join(deps)
+    cold = []
     for d in dirs:
+        mark = d / ".nbgrade-warm"
+        if d.exists() and mark.exists() and mark.read_text() == want:
+            continue
         if not d.exists():
             log(f"copying {base} -> {d}")
             copy_dir(base, d)
-    # A copy may rebuild a little on its first use (paths changed); do that now, in parallel.
-    with concurrent.futures.ThreadPoolExecutor(len(dirs)) as pool:
-        for d, secs in zip(dirs, pool.map(lambda d: prewarm_dir(d, deps), dirs)):
-            log(f"worker folder {d} ready ({secs:.0f} s)")
+        (d / ".nbgrade-warm").unlink(missing_ok=True)
+        cold.append(d)
+    # A new copy may rebuild a little on its first use (paths changed); do that now, in parallel.
+    if cold:
+        with concurrent.futures.ThreadPoolExecutor(len(cold)) as pool:
+            for d, secs in zip(cold, pool.map(lambda d: prewarm_dir(d, deps), cold)):
+                (d / ".nbgrade-warm").write_text(want)
+                log(f"worker folder {d} ready ({secs:.0f} s)")
     return dirs
 
 
@@ -691,7 +752,7 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
         return Graded(student, zero_rows(source_nb, student, why), seconds)
     executed = nbformat.read(nb_path, as_version=4)
     status = {int(k): v for k, v in json.loads(status_path.read_text()).items()}
-    rows = grade_executed(executed, status, asm.notes)
+    rows = grade_executed(executed, status, asm.notes, asm.nonce)
     for r in rows:
         r.student = student
     header = (f"Graded from `{source_path.name}`: your answer cells ran inside the original notebook "
