@@ -404,7 +404,7 @@ def panic_message(stderr: str) -> str:
     msg: list[str] = []
     capture = False
     for line in lines:
-        if re.match(r"thread '.*' panicked at", line):
+        if re.match(r"thread '.*?'.*? panicked at", line):
             capture = True
             rest = line.split("panicked at", 1)[1]
             # old format: "panicked at 'message', src/lib.rs:1:2"
@@ -427,13 +427,23 @@ def shorten(text: str, limit: int = 600) -> str:
 
 
 def compile_error(text: str) -> str:
-    """The first compiler errors of an evcxr error output, with the locations dropped."""
-    keep = []
+    """The compiler's messages from an evcxr error output, without the code excerpts and the
+    drawings around them: at most four distinct ones."""
+    keep: list[str] = []
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith("error") or (keep and s and not s.startswith("-->") and len(keep) < 6):
-            keep.append(s)
-        if len(keep) >= 6:
+        label = re.search(r"[\^─┬╰]+\s+(\S.*)$", s)  # "^^^^ not found in this scope"
+        if label and re.match(r"^[\s\^─┬╰│|]*[\^─╰]", s):
+            msg = label.group(1)
+        elif re.match(r"^(error|Error|help:|note:)", s):
+            msg = s
+        elif re.match(r"^[a-z][a-z ,`'’]*[a-z`']", s) and not re.search(r"[;{}=]|\b(let|fn)\b", s):
+            msg = s  # plain message lines, e.g. "cannot find function `double` in this scope"
+        else:
+            continue
+        if msg not in keep:
+            keep.append(msg)
+        if len(keep) >= 4:
             break
     return "\n".join(keep) or text
 
@@ -491,9 +501,11 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str], nonce: str | N
     the nonce lines are then taken out of the cells' sources and outputs."""
     rows = []
     answer_problems: list[str] = []  # failures of answer cells since the last test cell
+    stubbed = False  # an answer cell since the last test cell still has its todo!() stub
     for index, cell in enumerate(nb.cells):
         st = status.get(index, {"status": "not-run", "why": "not run"})
         if is_solution(cell) and cell.cell_type == "code":
+            stubbed = stubbed or f'todo!("{grade_id(cell)}:' in cell.source
             if st["status"] != "ok" and st["status"] != "not-run":
                 answer_problems.append(f"your answer cell {grade_id(cell)!r} failed: {describe_failure(cell, st)}")
             continue
@@ -503,8 +515,10 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str], nonce: str | N
         if nonce is not None:
             reached = hide_done(cell, nonce)
             if st["status"] == "ok" and not reached:
-                st = {"status": "failed", "why": "the test stopped before its end without a message "
-                      "(a panic whose message was lost?); run it in your notebook to see why"}
+                why = ("not answered yet: replace the todo!() in the answer cell with your code"
+                       if stubbed else "the test stopped before its end without a message (a panic "
+                       "whose message was lost?); run it in your notebook to see why")
+                st = {"status": "failed", "why": why}
         if st["status"] == "ok":
             said = stream_text(cell, "stdout").strip().splitlines()
             feedback = said[-1] if said else "passed"
@@ -515,6 +529,7 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str], nonce: str | N
                 fb = " | ".join(answer_problems + [f"test: {fb}"])
             rows.append(Row("", grade_id(cell), 0.0, maxp, fb))
         answer_problems = []
+        stubbed = False
     if notes and rows:
         rows[0].feedback = " | ".join(notes + [rows[0].feedback])
     return rows
