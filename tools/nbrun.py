@@ -118,9 +118,9 @@ def prewarm() -> int:
     nb.cells = [
         nbformat.v4.new_code_cell(f':dep convlab = {{ path = "{crate}" }}'),
         nbformat.v4.new_code_cell(
-            "let t = tch::Tensor::from_slice(&[1.0f32, 2.0]);\n"
+            "let t = convlab::tch::Tensor::from_slice(&[1.0f32, 2.0]);\n"
             "let g = convlab::filters::horizontal_edge();\n"
-            'println!("{} {}", t.sum(tch::Kind::Float).double_value(&[]), g.sum());'
+            'println!("{} {}", t.sum(convlab::tch::Kind::Float).double_value(&[]), g.sum());'
         ),
     ]
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,9 @@ use convlab::conv::{convolve, convolve_fast};
 use ndarray::Array3;
 use std::time::Instant;
 
+/// A named case: the direct and the fast run of one convolution.
+type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
+
 fn time<F: FnMut()>(mut f: F, min_secs: f64) -> f64 {
     f(); // warm up
     let start = Instant::now();
@@ -40,7 +43,7 @@ fn main() {
         "{:<14} {:>12} {:>12} {:>8}",
         "case", "direct MP/s", "fast MP/s", "ratio"
     );
-    let cases: [(&str, Box<dyn FnMut()>, Box<dyn FnMut()>); 2] = [
+    let cases: [Case; 2] = [
         (
             "grey 3×3",
             Box::new(|| drop(std::hint::black_box(convolve(&grey, &f2).unwrap()))),

@@ -181,13 +181,15 @@ where
                 .index_axis(Axis(2), c)
                 .into_dimensionality::<Ix2>()
                 .expect("2-D")
-                .to_owned()
+                .as_standard_layout()
+                .into_owned()
         } else {
             image
                 .view()
                 .into_dimensionality::<Ix2>()
                 .expect("2-D")
-                .to_owned()
+                .as_standard_layout()
+                .into_owned()
         };
         let weights: ArrayView<f32, Ix2> = if filter.ndim() == 3 {
             filter

@@ -21,21 +21,18 @@ static CUDA_LIB: OnceLock<Option<String>> = OnceLock::new();
 pub fn load_cuda_backend() -> Option<String> {
     CUDA_LIB
         .get_or_init(|| {
-            for name in ["libtorch_cuda.so"] {
-                // SAFETY: loading libtorch's own CUDA library runs its static initialisers,
-                // which only register CUDA kernels and hooks with the already loaded libtorch.
-                let lib = unsafe {
-                    libloading::os::unix::Library::open(
-                        Some(name),
-                        libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
-                    )
-                };
-                if let Ok(lib) = lib {
-                    std::mem::forget(lib); // keep it loaded for the life of the process
-                    return Some(name.to_string());
-                }
-            }
-            None
+            let name = "libtorch_cuda.so";
+            // SAFETY: loading libtorch's own CUDA library runs its static initialisers,
+            // which only register CUDA kernels and hooks with the already loaded libtorch.
+            let lib = unsafe {
+                libloading::os::unix::Library::open(
+                    Some(name),
+                    libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
+                )
+            };
+            let lib = lib.ok()?;
+            std::mem::forget(lib); // keep it loaded for the life of the process
+            Some(name.to_string())
         })
         .clone()
 }

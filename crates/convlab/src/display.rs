@@ -63,7 +63,7 @@ fn check_finite<'a>(values: impl Iterator<Item = &'a f32>, shape: &[usize]) -> R
 }
 
 fn check_size(shape: &[usize]) -> Result<()> {
-    if shape.iter().any(|&d| d == 0) {
+    if shape.contains(&0) {
         return Err(Error::Value(format!(
             "cannot show an empty array of shape {shape:?}"
         )));

@@ -25,6 +25,9 @@ pub enum Checksum {
     Sha256(String),
     /// The first hex digits of the SHA-256 (torchvision puts 8 of them in its file names).
     Sha256Prefix(String),
+    /// MD5 of the whole file, for data sets that publish only that (CIFAR-10). MD5 is no
+    /// protection against tampering, only against damaged or wrong files.
+    Md5(String),
 }
 
 impl Checksum {
@@ -32,19 +35,22 @@ impl Checksum {
         match self {
             Checksum::Sha256(_) => "sha256",
             Checksum::Sha256Prefix(_) => "sha256 prefix",
+            Checksum::Md5(_) => "md5",
         }
     }
 
+    /// `sha256_hex` is the digest in the checksum's own algorithm (MD5 for `Md5`).
     fn matches(&self, sha256_hex: &str) -> bool {
         match self {
             Checksum::Sha256(h) => h.eq_ignore_ascii_case(sha256_hex),
             Checksum::Sha256Prefix(p) => sha256_hex.starts_with(&p.to_ascii_lowercase()),
+            Checksum::Md5(h) => h.eq_ignore_ascii_case(sha256_hex),
         }
     }
 
     fn expected(&self) -> &str {
         match self {
-            Checksum::Sha256(h) | Checksum::Sha256Prefix(h) => h,
+            Checksum::Sha256(h) | Checksum::Sha256Prefix(h) | Checksum::Md5(h) => h,
         }
     }
 }
@@ -57,8 +63,24 @@ impl Checksum {
 /// # Ok::<(), convlab::Error>(())
 /// ```
 pub fn sha256_file(path: &Path) -> Result<String> {
+    hash_file::<sha2::Sha256>(path)
+}
+
+/// MD5 of a file, as lowercase hex.
+///
+/// ```
+/// let path = std::env::temp_dir().join("convlab-md5-doc.txt");
+/// std::fs::write(&path, b"abc")?;
+/// assert_eq!(convlab::fetch::md5_file(&path)?, "900150983cd24fb0d6963f7d28e17f72");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn md5_file(path: &Path) -> Result<String> {
+    hash_file::<md5::Md5>(path)
+}
+
+fn hash_file<D: Digest>(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = D::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
@@ -76,7 +98,10 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Checks `path` against `checksum`; a mismatch names the file and both values.
 pub fn verify(path: &Path, checksum: &Checksum) -> Result<()> {
-    let actual = sha256_file(path)?;
+    let actual = match checksum {
+        Checksum::Md5(_) => md5_file(path)?,
+        _ => sha256_file(path)?,
+    };
     if checksum.matches(&actual) {
         Ok(())
     } else {

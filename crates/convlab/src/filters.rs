@@ -27,6 +27,8 @@ pub fn vertical_edge() -> Array2<f32> {
 
 /// The seed's brown filter exactly as printed there, colour channel first: `(3, 3, 3)` =
 /// (channel, row, column). Channel 0 weighs red, 1 green, 2 blue.
+// The digits are the seed's, kept as printed there.
+#[allow(clippy::excessive_precision)]
 pub fn brown_channel_first() -> Array3<f32> {
     array![
         [

@@ -12,6 +12,11 @@
 //! | [`vis_square`] | LA14 | many small pictures tiled on a grid |
 //! | [`device`] | LA5– | CUDA when present, else the CPU |
 //! | [`fetch`] | setup | checked, resumable downloads |
+//! | [`vgg`] | LA5–LA14 | VGG-16 layer by layer, preprocessing, top-5, looking inside |
+//! | [`weights`] | LA11 | VGG-16's weight files: fetch, convert, load with clear errors |
+//! | [`cifar`] | LA15 | the CIFAR-10 binary batches: fetch, read, show |
+//! | [`train`] | LA16–LA17 | the seed's CIFAR-10 model, Keras's SGD, training with checkpoints |
+//! | [`augment`] | LA18 | Keras's `ImageDataGenerator`: normalisation, shifts, flips |
 //!
 //! In a notebook:
 //!
@@ -44,6 +49,7 @@ pub mod plot;
 pub mod train;
 pub mod vgg;
 pub mod vis_square;
+pub mod weights;
 
 pub use error::{Error, Result};
 /// The array crate, re-exported so that notebooks need only `:dep convlab`.

@@ -135,3 +135,17 @@ fn four_dimensional_input_is_refused() {
     let e = convolve(&a, &a).unwrap_err().to_string();
     assert!(e.contains("4 dimensions"), "{e}");
 }
+
+#[test]
+fn column_major_and_strided_inputs_work() {
+    // A transposed array is column-major; a stepped slice is strided.
+    let img = Array2::from_shape_fn((9, 7), |(r, c)| (r * 7 + c) as f32);
+    let t = img.t().to_owned();
+    let f = convlab::filters::vertical_edge();
+    assert_eq!(convolve_fast(&t, &f).unwrap(), convolve(&t, &f).unwrap());
+    let stepped = img.slice(ndarray::s![..;2, ..]);
+    assert_eq!(
+        convolve_fast(&stepped, &f).unwrap(),
+        convolve(&stepped, &f).unwrap()
+    );
+}

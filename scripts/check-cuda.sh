@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Is CUDA found, and does VGG-16 run on it? Prints the device, then times a forward pass.
+# On a machine without a GPU it says "CUDA absent" and runs the same check on the CPU.
+#     scripts/check-cuda.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+python - <<'PY' || true
+import torch
+print(f"PyTorch {torch.__version__}: CUDA build {torch.version.cuda}, available: {torch.cuda.is_available()}"
+      + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+PY
+cargo run --quiet -p convlab --example check_cuda
