@@ -17,3 +17,14 @@ test:
 
 bench: setup
 	. scripts/env.sh && cargo bench --profile dev -p convlab
+
+# Student notebooks (solutions blanked, hidden tests removed) from the answer notebooks.
+student:
+	. scripts/env.sh && python tools/nbgrade.py student
+
+# Grade a folder of submissions:  make grade SUBMISSIONS=path/to/folder [NB=01-convolutions] [WORKERS=2]
+NB ?= 01-convolutions
+WORKERS ?= 2
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [NB=$(NB)] [WORKERS=$(WORKERS)]" >&2; exit 2; }
+	. scripts/env.sh && python tools/nbgrade.py grade "$(SUBMISSIONS)" --source notebooks/$(NB).ipynb --out build/grades/$(NB) --workers $(WORKERS)

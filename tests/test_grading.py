@@ -1,0 +1,257 @@
+"""Grading a class: fixture submissions made from the answer notebooks get exactly the expected
+points. These run the `rust` kernel (minutes: every cell is compiled); each worker gets its own
+copy of the prewarmed evcxr build folder in NBGRADE_BUILD_BASE (default
+~/.cache/convlab/evcxr-tmp-grade)."""
+from __future__ import annotations
+
+import csv
+
+import nbformat
+import pytest
+
+from nbgrade_helpers import (FIXTURES, build_base, delete, edit, feedback, kernel_ready, nbgrade,
+                             points, student_of, submission_from)
+
+TINY = FIXTURES / "tiny.ipynb"
+NB1 = nbgrade.NOTEBOOKS / "01-convolutions.ipynb"
+WORKERS = 2
+
+
+def grade(folder, source, out, cell_timeout=60, notebook_timeout=600):
+    return nbgrade.grade_class(folder, source, out, workers=WORKERS, cell_timeout=cell_timeout,
+                               notebook_timeout=notebook_timeout, html=True, build_base=build_base())
+
+
+@pytest.fixture(scope="module")
+def tiny_class(tmp_path_factory):
+    """The fixture class on the tiny notebook: one submission per way of going wrong."""
+    kernel_ready()
+    root = tmp_path_factory.mktemp("tiny")
+    subs = root / "submissions"
+    answer = nbformat.read(TINY, as_version=4)
+    submission_from(TINY, subs, "correct", answer)
+    submission_from(TINY, subs, "nested", answer, nested=True)
+    submission_from(TINY, subs, "blank", nbgrade.student_version(answer, TINY, nbgrade.STUDENT_DIR))
+    submission_from(TINY, subs, "wrong", edit(answer, "double", "x * 2", "x * 3"))
+    submission_from(TINY, subs, "loops", edit(answer, "sum-below", "for i in 0..n {", "for i in (0..n).cycle() {"))
+    submission_from(TINY, subs, "panics", edit(answer, "double", "x * 2", 'panic!("I give up")'))
+    submission_from(TINY, subs, "no_compile", edit(answer, "double", "x * 2", "x * "))
+    cheat = edit(answer, "double", "x * 2", "x * 3")
+    cheat = edit(cheat, "test-double", "assert!(got == 2 * x", "assert!(true || got == 2 * x")
+    submission_from(TINY, subs, "edits_test", cheat)
+    submission_from(TINY, subs, "deletes_test", delete(edit(answer, "double", "x * 2", "x * 3"), "test-double"))
+    submission_from(TINY, subs, "deletes_answer", delete(answer, "sum-below"))
+    submission_from(TINY, subs, "corrupt", raw='{"cells": [ this is not json')
+    out = root / "grades"
+    graded = grade(subs, TINY, out, cell_timeout=60, notebook_timeout=900)
+    return graded, out
+
+
+EXPECTED_TINY = {
+    "correct": {"test-double": 2, "test-sum-below": 3},
+    "nested": {"test-double": 2, "test-sum-below": 3},
+    "blank": {"test-double": 0, "test-sum-below": 0},
+    "wrong": {"test-double": 0, "test-sum-below": 3},
+    "loops": {"test-double": 2, "test-sum-below": 0},
+    "panics": {"test-double": 0, "test-sum-below": 3},
+    "no_compile": {"test-double": 0, "test-sum-below": 3},
+    "edits_test": {"test-double": 0, "test-sum-below": 3},
+    "deletes_test": {"test-double": 0, "test-sum-below": 3},
+    "deletes_answer": {"test-double": 2, "test-sum-below": 0},
+    "corrupt": {"test-double": 0, "test-sum-below": 0},
+}
+
+
+def test_tiny_class_gets_exactly_the_expected_points(tiny_class):
+    graded, _ = tiny_class
+    got = {g.student: points(graded, g.student) for g in graded}
+    assert got == EXPECTED_TINY
+
+
+def test_tiny_class_feedback_says_what_to_fix(tiny_class):
+    graded, _ = tiny_class
+    assert feedback(graded, "correct", "test-double") == "✓ double: right for every input tried"
+    assert "double(0) returned 0" not in feedback(graded, "wrong", "test-double")
+    assert "double(1) returned 3, but twice 1 is 2: multiply x by 2" == feedback(graded, "wrong", "test-double")
+    assert "not answered yet" in feedback(graded, "blank", "test-double")
+    assert "endless loop" in feedback(graded, "loops", "test-sum-below")
+    assert "I give up" in feedback(graded, "panics", "test-double")
+    assert "did not compile" in feedback(graded, "no_compile", "test-double")
+    assert "not a valid notebook" in feedback(graded, "corrupt", "test-double")
+    assert "'sum-below' is missing" in feedback(graded, "deletes_answer", "test-double")
+    # the restored test cell ran, hidden test included, and said why
+    assert "multiply x by 2" in feedback(graded, "deletes_test", "test-double")
+
+
+def test_tiny_gradebook_and_feedback_files(tiny_class):
+    graded, out = tiny_class
+    with open(out / "gradebook.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["student", "exercise", "points", "max", "feedback"]
+    assert len(rows) == 2 * len(EXPECTED_TINY)
+    by = {(r["student"], r["exercise"]): r for r in rows}
+    assert by[("wrong", "test-double")]["points"] == "0" and by[("wrong", "test-double")]["max"] == "2"
+    assert by[("correct", "test-sum-below")]["points"] == "3"
+    fb = nbformat.read(out / "feedback" / "wrong.ipynb", as_version=4)
+    assert fb.cells[0].source.startswith("# Feedback for wrong: 3 / 5 points")
+    text = "\n".join(c.source for c in fb.cells)
+    assert "double(1000)" not in text, "hidden tests must not show in the feedback"
+    assert "✗ test-double: 0 / 2" in text and "✓ test-sum-below: 3 / 3" in text
+    html = (out / "feedback" / "wrong.html").read_text()
+    assert "multiply x by 2" in html
+    # a corrupt file has no notebook to give back, but it is in the gradebook
+    assert not (out / "feedback" / "corrupt.ipynb").exists()
+
+
+def test_no_kernel_outlives_the_run(tiny_class):
+    """The endless loop's kernel (and evcxr's child process running the loop) was killed."""
+    import time
+    from pathlib import Path
+
+    marks = [f"EVCXR_TMPDIR={d}".encode() for d in nbgrade.worker_dirs(build_base(), WORKERS)]
+    for _ in range(20):
+        alive = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                env = (proc / "environ").read_bytes().split(b"\0")
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if any(m in env for m in marks):
+                alive.append(cmd.decode(errors="replace"))
+        if not alive:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"processes of graded kernels still running: {alive}")
+
+
+def test_hidden_tests_count(tmp_path):
+    """A solution that passes the visible tests but not the hidden one loses the points."""
+    kernel_ready()
+    answer = nbformat.read(TINY, as_version=4)
+    sneaky = edit(answer, "double", "x * 2", "if x.abs() < 100 { x * 2 } else { x }")
+    submission_from(TINY, tmp_path / "subs", "sneaky", sneaky)
+    graded = grade(tmp_path / "subs", TINY, tmp_path / "out")
+    assert points(graded, "sneaky") == {"test-double": 0, "test-sum-below": 3}
+    assert "double(1000) returned 1000, not 2000" in feedback(graded, "sneaky", "test-double")
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 1
+
+
+needs_nb1 = pytest.mark.skipif(not NB1.exists(), reason="notebooks/01-convolutions.ipynb not written yet")
+
+
+# Notebooks 02 and 03 need their data in the kernel's environment (CONVLAB_VGG_WEIGHTS with test
+# weights, CIFAR test batches) as their own notebook tests set up; add them here with that set.
+GRADED_SOURCES = [NB1]
+
+
+@pytest.mark.parametrize("src", GRADED_SOURCES, ids=lambda p: p.name)
+def test_answer_scores_full_marks_and_student_version_zero(src, tmp_path):
+    """The answer notebook earns every point; the generated student notebook earns none on
+    every exercise, yet every one of its cells still runs (nothing hangs or kills the kernel)."""
+    kernel_ready()
+    subs = tmp_path / "subs"
+    submission_from(src, subs, "answer", nbformat.read(src, as_version=4))
+    submission_from(src, subs, "student", student_of(src))
+    graded = grade(subs, src, tmp_path / "out", cell_timeout=300, notebook_timeout=1500)
+    by = {g.student: g for g in graded}
+    answer, student = by["answer"], by["student"]
+    assert all(r.points == r.max for r in answer.rows), \
+        [(r.exercise, r.feedback) for r in answer.rows if r.points != r.max]
+    assert answer.ran_to_the_end()
+    assert all(r.points == 0 for r in student.rows), \
+        [(r.exercise, r.feedback) for r in student.rows if r.points]
+    assert student.ran_to_the_end(), {i: s for i, s in student.status.items() if s["status"] not in ("ok", "failed")}
+    assert all("not answered yet" in r.feedback or "did not compile" in r.feedback for r in student.rows), \
+        [r.feedback for r in student.rows]
+
+
+# The fixture class of notebook 1: each submission is the answer notebook with one mistake a
+# student could make; every test cell's points are stated.
+NB1_FULL = {"test-multiply-sum": 2, "test-convolve-size": 2, "test-convolve-reference": 3,
+            "test-vertical-filter": 1, "test-transpose": 1, "test-shoulder-filter": 2,
+            "test-brown-transpose": 1}
+OFF_BY_ONE = dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0})
+NB1_EXPECTED = {
+    "correct": NB1_FULL,
+    # the output is one row short: input − filter instead of input − filter + 1
+    "off_by_one": OFF_BY_ONE,
+    # a horizontal-edge filter where a vertical one was asked for
+    "wrong_filter": dict(NB1_FULL, **{"test-vertical-filter": 0}),
+    # `while r < 3 {}` never ends: the kernel is killed there and the rest earns nothing
+    "endless_loop": dict(NB1_FULL, **{"test-transpose": 0, "test-shoulder-filter": 0,
+                                      "test-brown-transpose": 0}),
+    # permuted_axes([1, 2, 2]) is not a permutation: ndarray panics
+    "panics": dict(NB1_FULL, **{"test-brown-transpose": 0}),
+    # does not compile: the multiply_sum answer and everything that calls it fail, including
+    # the shoulder-filter cell, which also runs the student's convolve
+    "no_compile": dict(NB1_FULL, **{"test-multiply-sum": 0, "test-convolve-size": 0,
+                                    "test-convolve-reference": 0, "test-shoulder-filter": 0}),
+    # the off-by-one bug, and the test that would catch it deleted or gutted: no gain
+    "deletes_test": OFF_BY_ONE,
+    "edits_test": OFF_BY_ONE,
+    "corrupt": {k: 0 for k in NB1_FULL},
+}
+OFF_BY_ONE_OLD = "Array2::zeros((image.shape()[0] - filter_height + 1,"
+OFF_BY_ONE_NEW = "Array2::zeros((image.shape()[0] - filter_height,"
+
+
+@pytest.fixture(scope="module")
+def nb1_class(tmp_path_factory):
+    kernel_ready()
+    root = tmp_path_factory.mktemp("nb1")
+    subs = root / "submissions"
+    answer = nbformat.read(NB1, as_version=4)
+    off = edit(answer, "convolve", OFF_BY_ONE_OLD, OFF_BY_ONE_NEW)
+    submission_from(NB1, subs, "correct", answer)
+    submission_from(NB1, subs, "off_by_one", off)
+    submission_from(NB1, subs, "wrong_filter", edit(
+        answer, "vertical-filter", "array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]",
+        "array![[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]"))
+    submission_from(NB1, subs, "endless_loop", edit(
+        answer, "transpose", "horizontal.t().to_owned()",
+        "let mut r = 0;\n    while r < 3 {\n        // forgot r += 1\n    }\n    horizontal.t().to_owned()"))
+    submission_from(NB1, subs, "panics", edit(answer, "brown-transpose", "permuted_axes([1, 2, 0])",
+                                              "permuted_axes([1, 2, 2])"))
+    submission_from(NB1, subs, "no_compile", edit(answer, "multiply-sum", "(patch * filter).sum()",
+                                                  "(patch * filter).sum() as f64"))
+    submission_from(NB1, subs, "deletes_test", delete(off, "test-convolve-reference"))
+    submission_from(NB1, subs, "edits_test", edit(
+        edit(off, "test-convolve-size", "assert_eq!(out.dim(), (h - 2, w - 2),", "assert_eq!(0, 0,"),
+        "test-convolve-reference", "assert_eq!(got.dim(), want.dim(),", "assert_eq!(0, 0,"))
+    submission_from(NB1, subs, "corrupt", raw=NB1.read_text()[:5000])
+    graded = grade(subs, NB1, root / "grades", cell_timeout=120, notebook_timeout=1200)
+    return graded, root / "grades"
+
+
+@needs_nb1
+def test_nb1_class_gets_exactly_the_expected_points(nb1_class):
+    graded, _ = nb1_class
+    got = {g.student: points(graded, g.student) for g in graded}
+    assert got == NB1_EXPECTED
+
+
+@needs_nb1
+def test_nb1_class_feedback_says_what_to_fix(nb1_class):
+    graded, out = nb1_class
+    size = feedback(graded, "off_by_one", "test-convolve-size")
+    assert "your output is" in size or "gives a 2×2 output" in size, size
+    assert "input − filter + 1" in size or "3 − 2 + 1" in size, size
+    assert "for a 9×11 image and a 3×3 filter the output is (7, 9), yours is (6, 9)" in \
+        feedback(graded, "deletes_test", "test-convolve-reference")
+    assert "make it compare left with right" in feedback(graded, "wrong_filter", "test-vertical-filter")
+    assert "endless loop" in feedback(graded, "endless_loop", "test-transpose")
+    assert "not run" in feedback(graded, "endless_loop", "test-brown-transpose")
+    assert "your answer cell 'brown-transpose' failed" in feedback(graded, "panics", "test-brown-transpose")
+    assert "your answer cell 'multiply-sum' failed: did not compile" in \
+        feedback(graded, "no_compile", "test-multiply-sum")
+    assert "not a valid notebook" in feedback(graded, "corrupt", "test-multiply-sum")
+    with open(out / "totals.csv") as f:
+        totals = {r["student"]: r for r in csv.DictReader(f)}
+    assert totals["correct"]["points"] == "12" and totals["correct"]["max"] == "12"
+    assert (out / "feedback" / "off_by_one.html").exists()

@@ -1,0 +1,259 @@
+"""The student notebooks: generated from the answer notebooks, committed, and kept up to date.
+
+These tests need no kernel: they check the generator, the committed student versions, and
+how a submission is rebuilt from the source before grading.
+"""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from nbgrade_helpers import FIXTURES, ROOT, cell_by_id, delete, edit, nbgrade, student_of
+
+TINY = FIXTURES / "tiny.ipynb"
+SOURCES = nbgrade.exercise_sources()
+
+
+def test_committed_student_notebooks_are_up_to_date():
+    """notebooks/student/ holds exactly the generated version of each answer notebook."""
+    stale = []
+    for src in SOURCES:
+        want = nbformat.writes(student_of(src)) + "\n"
+        have = nbgrade.STUDENT_DIR / src.name
+        if not have.exists() or have.read_text() != want:
+            stale.append(src.name)
+    assert not stale, f"student notebooks out of date with their source: {stale}; run `make student`"
+    extra = {p.name for p in nbgrade.STUDENT_DIR.glob("*.ipynb")} - {s.name for s in SOURCES}
+    assert not extra, f"student notebooks without an answer notebook: {sorted(extra)}"
+
+
+def test_check_mode_reports_a_stale_student_notebook(tmp_path, capsys):
+    assert nbgrade.main(["student", str(TINY), "--out", str(tmp_path)]) == 0
+    assert nbgrade.main(["student", str(TINY), "--out", str(tmp_path), "--check"]) == 0
+    target = tmp_path / TINY.name
+    nb = nbformat.read(target, as_version=4)
+    nb.cells[3].source += "\n// edited by hand"
+    nbformat.write(nb, target)
+    assert nbgrade.main(["student", str(TINY), "--out", str(tmp_path), "--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("src", SOURCES + [TINY], ids=lambda p: p.name)
+def test_student_version_hides_solutions_and_hidden_tests(src):
+    answer = nbformat.read(src, as_version=4)
+    student = student_of(src)
+    assert len(student.cells) == len(answer.cells)
+    n_solutions = n_tests = 0
+    for a, s in zip(answer.cells, student.cells):
+        assert a.cell_type == s.cell_type
+        assert nbgrade.grade_id(a) == nbgrade.grade_id(s)
+        if s.cell_type == "code":
+            assert s.outputs == [] and s.execution_count is None
+        if nbgrade.is_solution(a) and a.cell_type == "code":
+            n_solutions += 1
+            assert "BEGIN SOLUTION" not in s.source and "END SOLUTION" not in s.source
+            assert "todo!(" in s.source and "YOUR CODE HERE" in s.source
+            # every line of the solution regions is gone
+            inside = False
+            for line in a.source.splitlines():
+                if nbgrade.BEGIN_SOLUTION.match(line):
+                    inside = True
+                elif nbgrade.END_SOLUTION.match(line):
+                    inside = False
+                elif inside and any(ch.isalnum() for ch in line) and not line.strip().startswith("//"):
+                    assert line not in s.source.splitlines(), f"solution line left in {nbgrade.grade_id(a)}: {line}"
+        elif nbgrade.is_test(a):
+            n_tests += 1
+            assert "HIDDEN TESTS" not in s.source
+            assert s.metadata["editable"] is False and s.metadata["deletable"] is False
+            assert s.source == nbgrade.strip_hidden(a.source)
+        elif a.cell_type == "code" and ":dep" not in a.source:
+            assert s.source == a.source
+    assert n_solutions > 0 and n_tests > 0
+
+
+@pytest.mark.parametrize("src", SOURCES + [TINY], ids=lambda p: p.name)
+def test_student_dep_paths_resolve_to_the_crate(src):
+    student = student_of(src)
+    deps = [l for c in student.cells if c.cell_type == "code" for l in c.source.splitlines()
+            if nbgrade.DEP_PATH.match(l)]
+    assert deps, "the notebook loads no crate by path"
+    for line in deps:
+        rel = nbgrade.DEP_PATH.match(line).group(2)
+        target = (nbgrade.STUDENT_DIR / rel).resolve()
+        assert (target / "Cargo.toml").exists(), f"{line!r} does not resolve from notebooks/student/"
+    if src.parent == nbgrade.NOTEBOOKS:
+        assert any('"../../crates/convlab"' in l for l in deps)
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.name)
+def test_exercise_markup_of_answer_notebooks(src):
+    """Every exercise has an answer cell and a test cell with points after it."""
+    nb = nbformat.read(src, as_version=4)
+    nbgrade.check_source(nb, src.name)
+    assert nb.metadata["kernelspec"]["name"] == "rust"
+    pending = []
+    for cell in nb.cells:
+        if nbgrade.is_solution(cell) and cell.cell_type == "code":
+            pending.append(nbgrade.grade_id(cell))
+        elif nbgrade.is_test(cell):
+            pending = []
+    assert not pending, f"answer cells with no test cell after them: {pending}"
+
+
+def test_stub_keeps_indentation_and_uses_the_hint():
+    src = "fn f() -> u8 {\n    // BEGIN SOLUTION add one\n    1 + 1\n    // END SOLUTION\n}"
+    out = nbgrade.clear_solutions(src, "f", True, "here")
+    assert out.splitlines() == [
+        "fn f() -> u8 {",
+        "    // YOUR CODE HERE: add one",
+        '    todo!("f: write your code here, then run the test cell below")',
+        "}",
+    ]
+
+
+@pytest.mark.parametrize("bad", [
+    "// BEGIN SOLUTION\nx",
+    "x\n// END SOLUTION",
+    "// BEGIN SOLUTION\n// BEGIN SOLUTION\n// END SOLUTION",
+])
+def test_broken_solution_markers_are_refused(bad):
+    with pytest.raises(nbgrade.SourceError):
+        nbgrade.clear_solutions(bad, "x", True, "cell 3")
+
+
+def test_broken_markup_is_refused_with_the_cell_named():
+    nb = nbformat.read(TINY, as_version=4)
+    nb.cells[4].metadata["nbgrader"]["grade_id"] = "double"  # duplicate of the answer cell
+    with pytest.raises(nbgrade.SourceError, match="cell 4.*used twice"):
+        nbgrade.check_source(nb, "tiny")
+    nb = nbformat.read(TINY, as_version=4)
+    del nb.cells[3].metadata["nbgrader"]
+    with pytest.raises(nbgrade.SourceError, match="no nbgrader solution metadata"):
+        nbgrade.check_source(nb, "tiny")
+
+
+def test_hidden_tests_outside_test_cells_are_refused():
+    nb = nbformat.read(TINY, as_version=4)
+    nb.cells[8].source += "\n// BEGIN HIDDEN TESTS\nassert!(true);\n// END HIDDEN TESTS"
+    with pytest.raises(nbgrade.SourceError, match="hidden tests outside a test cell"):
+        nbgrade.student_version(nb, TINY, nbgrade.STUDENT_DIR)
+
+
+def test_dep_paths_rewritten_for_a_folder_or_made_absolute():
+    line = ':dep convlab = { path = "../crates/convlab" }'
+    nbdir = ROOT / "notebooks"
+    assert nbgrade.rewrite_dep_paths(line, nbdir, nbdir / "student") == \
+        ':dep convlab = { path = "../../crates/convlab" }'
+    assert nbgrade.rewrite_dep_paths(line, nbdir, None) == \
+        f':dep convlab = {{ path = "{ROOT / "crates" / "convlab"}" }}'
+    other = ':dep ndarray = "0.16"'
+    assert nbgrade.rewrite_dep_paths(other, nbdir, None) == other
+
+
+def test_assemble_restores_tests_and_other_cells_from_the_source():
+    source = nbformat.read(TINY, as_version=4)
+    sub = edit(source, "double", "x * 2", "x + x")
+    sub = edit(sub, "test-double", 'assert!(got == 2 * x', 'assert!(true || got == 2 * x')
+    sub = delete(sub, "test-sum-below")
+    sub.cells[1].source = ':dep convlab = { path = "/nowhere" }'
+    sub.cells.append(nbformat.v4.new_code_cell('panic!("extra cell of the student");'))
+    asm = nbgrade.assemble(source, TINY, sub)
+    run = asm.notebook
+    assert len(run.cells) == len(source.cells)
+    assert "x + x" in cell_by_id(run, "double").source
+    done = nbgrade.done_line(asm.nonce)
+    assert len(asm.nonce) == 16
+    assert cell_by_id(run, "test-double").source == cell_by_id(source, "test-double").source + done
+    assert "BEGIN HIDDEN TESTS" in cell_by_id(run, "test-double").source
+    assert cell_by_id(run, "test-sum-below").source == cell_by_id(source, "test-sum-below").source + done
+    assert str(ROOT / "crates" / "convlab") in run.cells[1].source
+    assert all("extra cell" not in c.source for c in run.cells)
+    assert asm.notes == []
+
+
+def test_assemble_stubs_a_deleted_answer_cell():
+    source = nbformat.read(TINY, as_version=4)
+    asm = nbgrade.assemble(source, TINY, delete(source, "sum-below"))
+    assert "todo!(" in cell_by_id(asm.notebook, "sum-below").source
+    assert len(asm.notes) == 1 and "'sum-below' is missing" in asm.notes[0]
+
+
+def _executed(cell, outputs):
+    cell = nbformat.from_dict(json.loads(json.dumps(cell)))
+    cell.outputs = [nbformat.from_dict(o) for o in outputs]
+    return cell
+
+
+def test_a_cell_that_panics_on_stderr_earns_nothing():
+    """evcxr keeps a panicking cell "ok" and prints the panic on stderr: that is a failure."""
+    nb = nbformat.read(TINY, as_version=4)
+    panic = ("thread '<unnamed>' panicked at src/lib.rs:55:5:\n"
+             "double(1) returned 3, but twice 1 is 2: multiply x by 2\n"
+             "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n")
+    nb.cells[4] = _executed(nb.cells[4], [{"output_type": "stream", "name": "stderr", "text": panic}])
+    nb.cells[7] = _executed(nb.cells[7], [{"output_type": "stream", "name": "stdout", "text": "✓ sum_below: right\n"}])
+    status = {i: {"status": "ok", "seconds": 1.0} for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    status[4]["status"] = "failed"
+    rows = nbgrade.grade_executed(nb, status, [])
+    assert [(r.exercise, r.points, r.max) for r in rows] == [("test-double", 0, 2), ("test-sum-below", 3, 3)]
+    assert rows[0].feedback == "double(1) returned 3, but twice 1 is 2: multiply x by 2"
+    assert rows[1].feedback == "✓ sum_below: right"
+
+
+def test_feedback_for_compile_errors_timeouts_and_todo():
+    nb = nbformat.read(TINY, as_version=4)
+    nb.cells[3] = _executed(nb.cells[3], [{"output_type": "error", "ename": "Error", "evalue": "compile",
+                                           "traceback": ["\x1b[31merror[E0308]: mismatched types\x1b[0m",
+                                                         "expected `i32`, found `&str`"]}])
+    nb.cells[4] = _executed(nb.cells[4], [{"output_type": "error", "ename": "Error", "evalue": "compile",
+                                           "traceback": ["error[E0425]: cannot find function `double`"]}])
+    status = {1: {"status": "ok"}, 3: {"status": "failed"}, 4: {"status": "failed"},
+              6: {"status": "timeout", "why": "this cell ran past its 20 s limit"},
+              7: {"status": "not-run", "why": "not run: cell 6 ran past its time limit"},
+              8: {"status": "not-run", "why": "not run"}}
+    rows = nbgrade.grade_executed(nb, status, [])
+    assert [r.points for r in rows] == [0, 0]
+    assert "your answer cell 'double' failed" in rows[0].feedback
+    assert "mismatched types" in rows[0].feedback and "cannot find function" in rows[0].feedback
+    assert "\x1b" not in rows[0].feedback
+    assert "your answer cell 'sum-below' failed: this cell ran past its 20 s limit" in rows[1].feedback
+    assert "endless loop" in rows[1].feedback
+    todo = "thread '<unnamed>' panicked at src/lib.rs:3:5:\nnot yet implemented: double: write your code here\n"
+    cell = _executed(nb.cells[4], [{"output_type": "stream", "name": "stderr", "text": todo}])
+    assert "not answered yet" in nbgrade.describe_failure(cell, {"status": "failed"})
+
+
+def test_written_answers_in_markdown_are_blanked():
+    nb = nbformat.read(TINY, as_version=4)
+    md = nbformat.v4.new_markdown_cell("**Quiz.** Why?\n\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->")
+    md.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "why", "schema_version": 3}
+    whole = nbformat.v4.new_markdown_cell("**Answer.** All of it.")
+    whole.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "all", "schema_version": 3}
+    nb.cells += [md, whole]
+    student = nbgrade.student_version(nb, TINY, nbgrade.STUDENT_DIR)
+    assert student.cells[-2].source == "**Quiz.** Why?\n\nYOUR ANSWER HERE"
+    assert student.cells[-1].source == "YOUR ANSWER HERE"
+    bare = nbformat.v4.new_markdown_cell("<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->")
+    nb.cells.append(bare)
+    with pytest.raises(nbgrade.SourceError, match="no nbgrader solution metadata"):
+        nbgrade.check_source(nb, "tiny")
+
+
+def test_a_test_cell_that_stops_silently_earns_nothing():
+    """No error and no stderr is not enough: the test must reach its last line (the nonce)."""
+    source = nbformat.read(TINY, as_version=4)
+    asm = nbgrade.assemble(source, TINY, source)
+    nb = asm.notebook
+    done = f"{nbgrade.DONE_PREFIX}{asm.nonce}\n"
+    nb.cells[4] = _executed(nb.cells[4], [{"output_type": "stream", "name": "stdout",
+                                           "text": "✓ double: right for every input tried\n" + done}])
+    nb.cells[7] = _executed(nb.cells[7], [])  # ran, "ok", but said nothing: cut short
+    status = {i: {"status": "ok"} for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    rows = nbgrade.grade_executed(nb, status, [], asm.nonce)
+    assert [r.points for r in rows] == [2, 0]
+    assert rows[0].feedback == "✓ double: right for every input tried"
+    assert "stopped before its end" in rows[1].feedback
+    assert asm.nonce not in nb.cells[4].source and asm.nonce not in str(nb.cells[4].outputs)
