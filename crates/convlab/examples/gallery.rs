@@ -57,18 +57,7 @@ fn main() -> convlab::Result<()> {
                 .collect()
         })
         .collect();
-    let labels = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
+    let labels = convlab::cifar::CLASSES;
     write(
         "confusion.png",
         convlab::plot::confusion("confusion matrix", &labels, &m)?.png()?,
