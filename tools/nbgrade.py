@@ -644,10 +644,21 @@ def copy_dir(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
+def warm_key(deps: list[str]) -> str:
+    """What a warm folder was warmed for: the `:dep` lines and the crates' dependency files
+    (when the crate gains a dependency, the folders are warmed again before grading)."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in (ROOT / "Cargo.lock", CRATE / "Cargo.toml"):
+        if f.exists():
+            h.update(f.read_bytes())
+    return "\n".join(deps) + "\n# " + h.hexdigest()
+
+
 def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> list[Path]:
     """Warms `base` once, then gives each worker a copy of it (kept and reused across runs)."""
     stamp = base / ".nbgrade-warm"
-    if not stamp.exists() or stamp.read_text() != "\n".join(deps):
+    if not stamp.exists() or stamp.read_text() != warm_key(deps):
         seed = Path(os.environ.get("EVCXR_TMPDIR", CACHE / "evcxr-tmp"))
         if not base.exists() and (seed / "target").is_dir() and seed.resolve() != base.resolve():
             # setup.sh prewarmed this one for the notebooks: start from a copy of it
@@ -655,9 +666,9 @@ def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> lis
             copy_dir(seed, base)
         log(f"prewarming {base} (the first time compiles tch: minutes)")
         prewarm_dir(base, deps)
-        stamp.write_text("\n".join(deps))
+        stamp.write_text(warm_key(deps))
     dirs = worker_dirs(base, workers)
-    want = "\n".join(deps)
+    want = warm_key(deps)
     cold = []
     for d in dirs:
         mark = d / ".nbgrade-warm"
