@@ -309,6 +309,7 @@ def assemble(source_nb, source_path: Path, submitted) -> Assembled:
 
 
 DEP_TIMEOUT = 600.0
+TERMINATED = 143  # exit status of a `_run` child that was asked to stop: not retried
 
 
 def is_dep_cell(cell) -> bool:
@@ -371,7 +372,7 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
 def child_main(args) -> int:
     """`_run`: execute an assembled notebook; write the executed notebook and a status file."""
     def on_term(signum, frame):  # let the kernel be shut down on the way out
-        raise SystemExit(1)
+        raise SystemExit(TERMINATED)
     signal.signal(signal.SIGTERM, on_term)
     nb = nbformat.read(args.notebook, as_version=4)
     status = run_cells(nb, args.cell_timeout, args.notebook_timeout, Path(args.cwd))
@@ -769,7 +770,7 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
         (work / f"run{attempt}.log").write_text(log_text or "")
         # No status file and not stuck: the kernel did not start (not the student's doing),
         # so try once more with the notebook as it was before.
-        if status_path.exists() or stuck:
+        if status_path.exists() or stuck or proc.returncode in (TERMINATED, -signal.SIGTERM, -signal.SIGKILL):
             break
         nbformat.write(asm.notebook, nb_path)
     seconds = time.monotonic() - t0
