@@ -309,6 +309,7 @@ def assemble(source_nb, source_path: Path, submitted) -> Assembled:
 
 
 DEP_TIMEOUT = 600.0
+TERMINATED = 143  # exit status of a `_run` child that was asked to stop: not retried
 
 
 def is_dep_cell(cell) -> bool:
@@ -371,7 +372,7 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
 def child_main(args) -> int:
     """`_run`: execute an assembled notebook; write the executed notebook and a status file."""
     def on_term(signum, frame):  # let the kernel be shut down on the way out
-        raise SystemExit(1)
+        raise SystemExit(TERMINATED)
     signal.signal(signal.SIGTERM, on_term)
     nb = nbformat.read(args.notebook, as_version=4)
     status = run_cells(nb, args.cell_timeout, args.notebook_timeout, Path(args.cwd))
@@ -644,10 +645,21 @@ def copy_dir(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
+def warm_key(deps: list[str]) -> str:
+    """What a warm folder was warmed for: the `:dep` lines and the crates' dependency files
+    (when the crate gains a dependency, the folders are warmed again before grading)."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in (ROOT / "Cargo.lock", CRATE / "Cargo.toml"):
+        if f.exists():
+            h.update(f.read_bytes())
+    return "\n".join(deps) + "\n# " + h.hexdigest()
+
+
 def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> list[Path]:
     """Warms `base` once, then gives each worker a copy of it (kept and reused across runs)."""
     stamp = base / ".nbgrade-warm"
-    if not stamp.exists() or stamp.read_text() != "\n".join(deps):
+    if not stamp.exists() or stamp.read_text() != warm_key(deps):
         seed = Path(os.environ.get("EVCXR_TMPDIR", CACHE / "evcxr-tmp"))
         if not base.exists() and (seed / "target").is_dir() and seed.resolve() != base.resolve():
             # setup.sh prewarmed this one for the notebooks: start from a copy of it
@@ -655,9 +667,9 @@ def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> lis
             copy_dir(seed, base)
         log(f"prewarming {base} (the first time compiles tch: minutes)")
         prewarm_dir(base, deps)
-        stamp.write_text("\n".join(deps))
+        stamp.write_text(warm_key(deps))
     dirs = worker_dirs(base, workers)
-    want = "\n".join(deps)
+    want = warm_key(deps)
     cold = []
     for d in dirs:
         mark = d / ".nbgrade-warm"
@@ -758,7 +770,7 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
         (work / f"run{attempt}.log").write_text(log_text or "")
         # No status file and not stuck: the kernel did not start (not the student's doing),
         # so try once more with the notebook as it was before.
-        if status_path.exists() or stuck:
+        if status_path.exists() or stuck or proc.returncode in (TERMINATED, -signal.SIGTERM, -signal.SIGKILL):
             break
         nbformat.write(asm.notebook, nb_path)
     seconds = time.monotonic() - t0
