@@ -7,7 +7,7 @@ setup:
 	scripts/setup.sh
 
 lab: setup
-	. scripts/env.sh && jupyter lab --notebook-dir=notebooks
+	. scripts/env.sh && jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 html: setup
 	. scripts/env.sh && python tools/nbrun.py notebooks/*.ipynb --out build/executed --html build/html
