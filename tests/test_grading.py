@@ -244,7 +244,8 @@ def test_nb1_class_feedback_says_what_to_fix(nb1_class):
     assert "input − filter + 1" in size or "3 − 2 + 1" in size, size
     assert "for a 9×11 image and a 3×3 filter the output is (7, 9), yours is (6, 9)" in \
         feedback(graded, "deletes_test", "test-convolve-reference")
-    assert "make it compare left with right" in feedback(graded, "wrong_filter", "test-vertical-filter")
+    # a horizontal-edge filter gives 0 on a vertical edge
+    assert "it should answer strongly there" in feedback(graded, "wrong_filter", "test-vertical-filter")
     assert "endless loop" in feedback(graded, "endless_loop", "test-transpose")
     assert "not run" in feedback(graded, "endless_loop", "test-brown-transpose")
     assert "your answer cell 'brown-transpose' failed" in feedback(graded, "panics", "test-brown-transpose")
