@@ -39,8 +39,9 @@ def test_every_show_cell_has_one_png(executed):
 def test_picture_sizes(executed):
     (portrait,) = nbrun.png_outputs(cells_calling(executed, r"^// View the image")[0])
     assert png_size(portrait) == (W, H)
+    # A 200×200 region is drawn at twice its size (small pictures are enlarged to ≥ 240 px).
     (region,) = nbrun.png_outputs(cells_calling(executed, r"^// View a region")[0])
-    assert png_size(region) == (200, 200)
+    assert png_size(region) == (400, 400)
     # Portrait beside its 3×3-filtered version (604×515), titles above: 28 px band, 12 px gap.
     (row,) = nbrun.png_outputs(cells_calling(executed, r"^// Then apply it onto the image")[0])
     assert png_size(row) == (W + 12 + (W - 2), H + 28)

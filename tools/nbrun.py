@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,37 @@ def cell_problem(index: int, cell) -> CellProblem | None:
     return CellProblem(index, cell.get("source", ""), "\n".join(messages))
 
 
+# evcxr can lose a panic's report: the cell then looks clean. So each Rust cell gets a last
+# line that prints this marker; a cell whose output lacks it did not reach its end.
+END_MARKER = f"nbrun-end-{uuid.uuid4().hex}"
+
+
+def end_guard(cell) -> bool:
+    """Appends the end marker to a cell that ends with a statement (`;`: a cell ending in an
+    expression or a block may yield a value, and a line after it would change its type);
+    True when it did."""
+    src = cell.source.rstrip()
+    if not src or src.lstrip().startswith(":") or not src.endswith(";"):
+        return False
+    cell.source = src + f'\nprintln!("{END_MARKER}");'
+    return True
+
+
+def strip_guard(cell) -> bool:
+    """Removes the end marker from the outputs; True when it was there."""
+    found = False
+    kept = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and END_MARKER in out.get("text", ""):
+            found = True
+            out["text"] = "".join(l for l in out["text"].splitlines(keepends=True) if END_MARKER not in l)
+            if not out["text"]:
+                continue
+        kept.append(out)
+    cell["outputs"] = kept
+    return found
+
+
 def png_outputs(cell) -> list[bytes]:
     """The PNG pictures a code cell displayed, decoded from base64."""
     pngs = []
@@ -96,18 +128,27 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
             if cell.cell_type != "code":
                 continue
             t0 = time.monotonic()
+            original = cell.source
+            guarded = end_guard(cell)
             try:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
-                problems.append(CellProblem(index, cell.source, f"timed out after {timeout} s"))
+                problems.append(CellProblem(index, original, f"timed out after {timeout} s"))
                 break
             except DeadKernelError as e:
-                problems.append(CellProblem(index, cell.source, f"the kernel died: {e}"))
+                problems.append(CellProblem(index, original, f"the kernel died: {e}"))
                 break
+            finally:
+                cell.source = original
             cell_seconds[index] = time.monotonic() - t0
+            reached_end = strip_guard(cell) if guarded else True
             problem = cell_problem(index, cell)
             if problem:
                 problems.append(problem)
+            elif not reached_end:
+                problems.append(CellProblem(
+                    index, original,
+                    "the cell stopped before its last line without a message (a panic whose report evcxr lost)"))
     return Result(path, nb, time.monotonic() - start, problems, cell_seconds)
 
 
