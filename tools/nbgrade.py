@@ -323,7 +323,7 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from nbrun import cell_problem
+    from nbrun import cell_problem, install_panic_hook, promote_panic_report
 
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=int(cell_timeout), allow_errors=True,
                             shutdown_kernel="immediate", startup_timeout=120,
@@ -332,6 +332,8 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
     status: dict[int, dict] = {}
     stop: str | None = None
     with client.setup_kernel():
+        client.timeout = int(max(cell_timeout, 120))
+        install_panic_hook(client, nb)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -364,6 +366,7 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
                 stop = f"not run: the kernel died in cell {index}"
                 continue
             secs = time.monotonic() - t0
+            promote_panic_report(cell)
             problem = cell_problem(index, cell)
             status[index] = {"status": "failed" if problem else "ok", "seconds": secs}
     return status

@@ -67,6 +67,74 @@ def cell_problem(index: int, cell) -> CellProblem | None:
     return CellProblem(index, cell.get("source", ""), "\n".join(messages))
 
 
+# evcxr prints a panic's report on stderr, which reaches Jupyter by a path of its own: under
+# load the report can come after the cell's reply (lost, or shown with the next cell). The
+# runners therefore first install a panic hook that writes the report to stdout, each line
+# behind PANIC_MARK, and waits a moment so the lines are sent before the cell ends; stdout
+# reaches evcxr in order with the cell's end. After each cell the marked lines are turned
+# back into a stderr output, so a panic looks as it does in JupyterLab, only reliably.
+PANIC_MARK = "nbrun-panic| "
+PANIC_HOOK = """std::panic::set_hook(Box::new(|info| {
+    use std::io::Write;
+    let payload = info.payload();
+    let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => String::from("Box<dyn Any>"),
+    };
+    let place = match info.location() {
+        Some(l) => format!("{}:{}:{}", l.file(), l.line(), l.column()),
+        None => String::from("<unknown>"),
+    };
+    let thread = std::thread::current();
+    let report = format!("thread '{}' panicked at {}:\n{}", thread.name().unwrap_or("<unnamed>"), place, message);
+    let mut out = std::io::stdout().lock();
+    for line in report.lines() {
+        let _ = writeln!(out, "%s{}", line);
+    }
+    let _ = out.flush();
+    drop(out);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}));""" % PANIC_MARK
+
+
+def install_panic_hook(client, nb) -> None:
+    """Runs PANIC_HOOK in the client's kernel (as a cell that is not kept in `nb`)."""
+    cell = nbformat.v4.new_code_cell(PANIC_HOOK)
+    nb.cells.insert(0, cell)  # nbclient stores the executed cell at its index
+    try:
+        client.execute_cell(cell, 0)
+    finally:
+        nb.cells.pop(0)
+    problem = cell_problem(0, cell)
+    if problem:
+        raise RuntimeError(f"could not install the panic hook: {problem.message.strip()[:2000]}")
+
+
+def promote_panic_report(cell) -> bool:
+    """Moves PANIC_MARK lines from the cell's stdout into a stderr output (where evcxr shows
+    a panic); True when there were any."""
+    report = []
+    kept = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout" and PANIC_MARK in out.get("text", ""):
+            lines = out["text"].splitlines(keepends=True)
+            report += [l.split(PANIC_MARK, 1)[1] for l in lines if PANIC_MARK in l]
+            out["text"] = "".join(l for l in lines if PANIC_MARK not in l)
+            if not out["text"]:
+                continue
+        kept.append(out)
+    if not report:
+        return False
+    text = "".join(l if l.endswith("\n") else l + "\n" for l in report)
+    already = "".join(o.get("text", "") for o in kept
+                      if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    if text.strip() not in already:
+        kept.append(nbformat.v4.new_output("stream", name="stderr", text=text))
+    cell["outputs"] = kept
+    return True
+
+
 # evcxr can lose a panic's report: the cell then looks clean. So each Rust cell gets a last
 # line that prints this marker; a cell whose output lacks it did not reach its end.
 END_MARKER = f"nbrun-end-{uuid.uuid4().hex}"
@@ -124,6 +192,7 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
     cell_seconds: dict[int, float] = {}
     problems: list[CellProblem] = []
     with client.setup_kernel():
+        install_panic_hook(client, nb)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -141,6 +210,7 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
             finally:
                 cell.source = original
             cell_seconds[index] = time.monotonic() - t0
+            promote_panic_report(cell)
             reached_end = strip_guard(cell) if guarded else True
             problem = cell_problem(index, cell)
             if problem:
