@@ -88,6 +88,24 @@ fn fast_equals_direct_on_random_shapes() {
 }
 
 #[test]
+fn fast_equals_direct_on_views_that_are_not_in_standard_layout() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let img = Array2::from_shape_fn((23, 31), |_| rng.random_range(-255.0f32..255.0));
+    let f = Array2::from_shape_fn((3, 4), |_| rng.random_range(-1.0f32..1.0));
+    let t = img.t(); // 31×23, column-major
+    assert!(rel_err(&convolve(&t, &f).unwrap(), &convolve_fast(&t, &f).unwrap()) <= 1e-5);
+    let colour = Array3::from_shape_fn((3, 23, 31), |_| rng.random_range(0.0f32..255.0));
+    let hwc = colour.view().permuted_axes([1, 2, 0]); // channel-first data seen as H×W×C
+    let f3 = Array3::from_shape_fn((3, 3, 3), |_| rng.random_range(-1.0f32..1.0));
+    let (d, q) = (
+        convolve(&hwc, &f3).unwrap(),
+        convolve_fast(&hwc, &f3).unwrap(),
+    );
+    assert_eq!(d.dim(), (21, 29));
+    assert!(rel_err(&d, &q) <= 1e-5, "{}", rel_err(&d, &q));
+}
+
+#[test]
 fn filter_larger_than_image_names_both_shapes() {
     let img = Array2::<f32>::zeros((2, 5));
     for result in [
