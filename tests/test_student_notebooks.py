@@ -40,6 +40,22 @@ def test_check_mode_reports_a_stale_student_notebook(tmp_path, capsys):
     assert "out of date" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.name)
+def test_quiz_answers_in_prose_are_blanked_for_students(src):
+    """Each written quiz answer of an answer notebook is a solution cell, so a student sees
+    "YOUR ANSWER HERE" in its place."""
+    answer = nbformat.read(src, as_version=4)
+    student = student_of(src)
+    written = [i for i, c in enumerate(answer.cells)
+               if c.cell_type == "markdown" and c.source.lstrip().startswith("**Answer")]
+    assert written, f"{src.name} has no written quiz answer"
+    for i in written:
+        assert nbgrade.is_solution(answer.cells[i]), f"{src.name}, cell {i}: a quiz answer without solution metadata"
+        assert student.cells[i].source == nbgrade.TEXT_STUB
+    leaked = [i for i, c in enumerate(student.cells) if "**Answer" in c.source]
+    assert not leaked, f"{src.name}: the student version shows answers in cells {leaked}"
+
+
 @pytest.mark.parametrize("src", SOURCES + [TINY], ids=lambda p: p.name)
 def test_student_version_hides_solutions_and_hidden_tests(src):
     answer = nbformat.read(src, as_version=4)
