@@ -1,7 +1,7 @@
 # The course's commands. `make lab` sets everything up and opens JupyterLab; `make test` runs
 # every test. Both install what is missing first and are quick when nothing changed.
 SHELL := /bin/bash
-.PHONY: setup lab html test bench student grade
+.PHONY: setup lab html test bench student grade fetch-weights fetch-cifar fetch-data
 
 setup:
 	scripts/setup.sh
@@ -10,7 +10,7 @@ lab: setup
 	. scripts/env.sh && jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 html: setup
-	. scripts/env.sh && python tools/nbrun.py notebooks/*.ipynb --out build/executed --html build/html
+	scripts/html.sh
 
 test:
 	scripts/test.sh
@@ -28,3 +28,7 @@ WORKERS ?= 2
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [NB=$(NB)] [WORKERS=$(WORKERS)]" >&2; exit 2; }
 	. scripts/env.sh && python tools/nbgrade.py grade "$(SUBMISSIONS)" --source notebooks/$(NB).ipynb --out build/grades/$(NB) --workers $(WORKERS)
+
+# Data that is not fetched by the setup: VGG-16's weights (528 MB) and CIFAR-10 (163 MB).
+fetch-weights fetch-cifar fetch-data: setup
+	scripts/convlab $@

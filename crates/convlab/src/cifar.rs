@@ -8,7 +8,7 @@
 //! with
 //!
 //! ```text
-//! cargo run --release -p convlab -- fetch-cifar
+//! make fetch-cifar
 //! ```
 //!
 //! which downloads `cifar-10-binary.tar.gz` (163 MB), checks its published MD5 and unpacks it
@@ -167,7 +167,7 @@ pub fn read_batch(path: &Path) -> Result<Split> {
     if bytes.is_empty() {
         return Err(Error::format(
             path,
-            "the file is empty, not a CIFAR-10 batch; delete it and run `convlab fetch-cifar` again",
+            "the file is empty, not a CIFAR-10 batch; delete it and run `make fetch-cifar` again",
         ));
     }
     if bytes.len() % RECORD != 0 {
@@ -177,7 +177,7 @@ pub fn read_batch(path: &Path) -> Result<Split> {
             format!(
                 "{} bytes is not a whole number of CIFAR-10 records (1 label byte + {PIXELS} pixel bytes = {RECORD} each): \
                  record {} is cut off after {} bytes. The file is truncated or not a CIFAR-10 binary batch; \
-                 delete it and run `convlab fetch-cifar` again",
+                 delete it and run `make fetch-cifar` again",
                 bytes.len(),
                 whole,
                 bytes.len() - whole * RECORD
@@ -238,7 +238,7 @@ fn missing_help(dir: &Path, file: &str) -> Error {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
-                "CIFAR-10 is not there. Fetch it once (163 MB) with `cargo run --release -p convlab -- fetch-cifar` \
+                "CIFAR-10 is not there. Fetch it once (163 MB) with `make fetch-cifar` \
                  from the top of the repository, or point CONVLAB_CIFAR_DIR at a folder holding {} and {TEST_FILE}",
                 TRAIN_FILES.join(", ")
             ),
@@ -458,7 +458,7 @@ pub fn unpack(archive: &Path, parent: &Path) -> Result<PathBuf> {
     tar.unpack(&tmp).map_err(|e| {
         Error::format(
             archive,
-            format!("cannot unpack ({e}); delete it and run `convlab fetch-cifar` again"),
+            format!("cannot unpack ({e}); delete it and run `make fetch-cifar` again"),
         )
     })?;
     let unpacked = tmp.join(FOLDER);

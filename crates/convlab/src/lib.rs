@@ -46,6 +46,7 @@ pub mod fetch;
 pub mod filters;
 pub mod image;
 pub mod plot;
+pub mod summary;
 pub mod train;
 pub mod vgg;
 pub mod vis_square;

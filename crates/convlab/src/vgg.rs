@@ -30,6 +30,8 @@
 
 use crate::display::Picture;
 use crate::error::{Error, Result};
+use crate::summary::shape_text;
+pub use crate::summary::{thousands, Summary, SummaryRow};
 use ndarray::{Array3, Array4, ArrayBase, ArrayD, Data, Dimension, IxDyn};
 use std::fmt;
 use std::sync::OnceLock;
@@ -187,28 +189,6 @@ impl LayerRef for String {
 impl LayerRef for &String {
     fn index_in(&self, model: &Model) -> Result<usize> {
         self.as_str().index_in(model)
-    }
-}
-
-fn shape_text(shape: &[i64]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    format!("({})", dims.join(", "))
-}
-
-/// Writes `1234567` as `1,234,567`.
-pub fn thousands(n: i64) -> String {
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
     }
 }
 
@@ -458,10 +438,9 @@ impl Model {
 
     /// The model's layers as a table: name, kind, output shape, parameters, total.
     pub fn summary(&self) -> Summary {
-        Summary {
-            input_shape: self.input_shape.clone(),
-            rows: self
-                .layers
+        Summary::new(
+            self.input_shape.clone(),
+            self.layers
                 .iter()
                 .map(|l| SummaryRow {
                     name: l.name.clone(),
@@ -474,7 +453,7 @@ impl Model {
                     params: l.params,
                 })
                 .collect(),
-        }
+        )
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
@@ -560,59 +539,6 @@ impl Model {
                 layer.kind()
             ))),
         }
-    }
-}
-
-/// One row of a [`Summary`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SummaryRow {
-    /// Layer name.
-    pub name: String,
-    /// Layer kind and activation, e.g. `Conv2D, ReLU`.
-    pub kind: String,
-    /// Output shape of one example.
-    pub output_shape: Vec<i64>,
-    /// Number of weights and biases.
-    pub params: i64,
-}
-
-/// A model's layers with their output shapes and parameter counts (Keras's `model.summary()`);
-/// print it with `println!("{summary}")`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
-    /// Shape of one input example.
-    pub input_shape: Vec<i64>,
-    /// One row per layer.
-    pub rows: Vec<SummaryRow>,
-}
-
-impl Summary {
-    /// Total number of weights and biases.
-    pub fn total(&self) -> i64 {
-        self.rows.iter().map(|r| r.params).sum()
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "input: {}", shape_text(&self.input_shape))?;
-        writeln!(
-            f,
-            "{:>3}  {:<32} {:<18} {:>13}",
-            "#", "layer (kind)", "output shape", "parameters"
-        )?;
-        writeln!(f, "{}", "-".repeat(70))?;
-        for (i, r) in self.rows.iter().enumerate() {
-            let label = format!("{} ({})", r.name, r.kind);
-            writeln!(
-                f,
-                "{i:>3}  {label:<32} {:<18} {:>13}",
-                shape_text(&r.output_shape),
-                thousands(r.params)
-            )?;
-        }
-        writeln!(f, "{}", "-".repeat(70))?;
-        write!(f, "total parameters: {}", thousands(self.total()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! **Where.** The notebook looks for the file named by the environment variable
 //! `CONVLAB_VGG_WEIGHTS`, else `data/vgg16.safetensors` ([`default_path`]).
 //!
-//! **Fetching.** `cargo run --release -p convlab -- fetch-weights` downloads torchvision's
+//! **Fetching.** `make fetch-weights` downloads torchvision's
 //! `vgg16-397923af.pth` (528 MB; its SHA-256 starts with `397923af`, as torchvision's file
 //! name says), with progress, resuming a cut-off download, verifying the checksum and writing
 //! atomically; then converts it once to `data/vgg16.safetensors` with the Python torch of the
@@ -73,7 +73,7 @@ pub fn how_to_fetch() -> String {
     format!(
         "No VGG-16 weights at {}.\n\
          Fetch them (528 MB, once) from the repository's top folder:\n\
-         \x20   cargo run --release -p convlab -- fetch-weights\n\
+         \x20   make fetch-weights\n\
          or point {ENV_VAR} at a weight file you have (.safetensors, .ot, .pt, .npz), then restart the kernel.",
         default_path().display()
     )
@@ -118,12 +118,12 @@ pub fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
         "pth" => Err(Error::format(
             path,
             "torchvision's .pth files are old-style Python pickles that libtorch cannot read: convert it once with \
-             `cargo run --release -p convlab -- convert-weights FILE.pth data/vgg16.safetensors` (needs Python torch)",
+             `scripts/convlab convert-weights FILE.pth data/vgg16.safetensors` (needs Python torch)",
         )),
         "h5" | "hdf5" | "keras" => Err(Error::format(
             path,
             "Keras HDF5 weight files are not read here (other layer names and layout): use torchvision's weights \
-             (`cargo run --release -p convlab -- fetch-weights`)",
+             (`make fetch-weights`)",
         )),
         _ => Err(Error::format(
             path,
@@ -178,7 +178,7 @@ impl fmt::Display for Loaded {
                 f,
                 "\nNOTE: these are RANDOM TEST WEIGHTS written by `convlab make-test-weights`, not trained ones: \
                  every prediction and picture below is computed for real but means nothing. \
-                 Fetch the real weights with `cargo run --release -p convlab -- fetch-weights`."
+                 Fetch the real weights with `make fetch-weights`."
             )?;
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! `convlab`: the course's command line — fetch the data and weights, write test fixtures.
 //!
 //! ```text
-//! cargo run --release -p convlab -- fetch-data
+//! make fetch-data
 //! ```
 
 use clap::{Parser, Subcommand};
