@@ -6,31 +6,24 @@ matrix and predictions.
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import nbrun  # noqa: E402
+from conftest import CIFAR_PER_BATCH  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "03-cifar10.ipynb"
 PICTURE_CELLS = ["class-samples", "augment-samples", "curves", "confusion", "predictions"]
-PER_BATCH = 200  # 1 000 training and 200 test pictures: quick mode stays quick on 2 cores
 
 
 def text_of(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-def test_notebook_runs_on_test_batches(tmp_path, monkeypatch):
-    data = tmp_path / "cifar-10-batches-bin"
-    subprocess.run(
-        ["cargo", "run", "--quiet", "-p", "convlab", "--bin", "convlab", "--",
-         "make-test-cifar", str(data), "--per-batch", str(PER_BATCH)],
-        cwd=ROOT, check=True,
-    )
-    assert (data / "data_batch_5.bin").stat().st_size == PER_BATCH * 3073
+def test_notebook_runs_on_test_batches(cifar_test_batches, tmp_path, monkeypatch):
+    data = cifar_test_batches
     checkpoints = tmp_path / "checkpoints"
     monkeypatch.setenv("CONVLAB_CIFAR_DIR", str(data))
     monkeypatch.setenv("CONVLAB_CHECKPOINT_DIR", str(checkpoints))
@@ -57,7 +50,7 @@ def test_notebook_runs_on_test_batches(tmp_path, monkeypatch):
     assert "img/s" in train and "left" in train, train
     progress = (checkpoints / "cifar10-quick" / "progress.txt").read_text()
     assert progress.count("\nepoch ") == 3, progress
-    assert f"iterations {3 * ((5 * PER_BATCH + 31) // 32)}" in progress, progress
+    assert f"iterations {3 * ((5 * CIFAR_PER_BATCH + 31) // 32)}" in progress, progress
     assert (checkpoints / "cifar10-quick" / "model.safetensors").stat().st_size > 4 * 1_250_858
 
     assert "test accuracy:" in text_of(cells["confusion"])

@@ -145,15 +145,18 @@ def test_hidden_tests_count(tmp_path):
 needs_nb1 = pytest.mark.skipif(not NB1.exists(), reason="notebooks/01-convolutions.ipynb not written yet")
 
 
-# Notebooks 02 and 03 need their data in the kernel's environment (CONVLAB_VGG_WEIGHTS with test
-# weights, CIFAR test batches) as their own notebook tests set up; add them here with that set.
-GRADED_SOURCES = [NB1]
+GRADED_SOURCES = [NB1, nbgrade.NOTEBOOKS / "02-vgg16.ipynb", nbgrade.NOTEBOOKS / "03-cifar10.ipynb"]
 
 
 @pytest.mark.parametrize("src", GRADED_SOURCES, ids=lambda p: p.name)
-def test_answer_scores_full_marks_and_student_version_zero(src, tmp_path):
+def test_answer_scores_full_marks_and_student_version_zero(src, tmp_path, monkeypatch, vgg_test_weights,
+                                                           cifar_test_batches):
     """The answer notebook earns every point; the generated student notebook earns none on
-    every exercise, yet every one of its cells still runs (nothing hangs or kills the kernel)."""
+    every exercise, yet every one of its cells still runs (nothing hangs or kills the kernel).
+    Notebooks 2 and 3 get the data their tests need, written by the tests in the real formats."""
+    monkeypatch.setenv("CONVLAB_VGG_WEIGHTS", str(vgg_test_weights))
+    monkeypatch.setenv("CONVLAB_CIFAR_DIR", str(cifar_test_batches))
+    monkeypatch.setenv("CONVLAB_DEVICE", "cpu")
     kernel_ready()
     subs = tmp_path / "subs"
     submission_from(src, subs, "answer", nbformat.read(src, as_version=4))

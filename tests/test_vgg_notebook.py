@@ -6,12 +6,8 @@ predictions are meaningless): every cell runs for real on them.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -38,19 +34,8 @@ def run_notebook(weights: Path, monkeypatch) -> nbrun.Result:
     return res
 
 
-@pytest.fixture(scope="module")
-def test_weights(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("vgg") / "vgg16-test.safetensors"
-    subprocess.run(
-        ["cargo", "run", "--quiet", "-p", "convlab", "--bin", "convlab", "--", "make-test-weights", str(path)],
-        cwd=ROOT, check=True,
-    )
-    assert path.stat().st_size > 500_000_000, "VGG-16-shaped: 138 million float32 weights"
-    return path
-
-
-def test_notebook_runs_with_weights(test_weights, monkeypatch):
-    res = run_notebook(test_weights, monkeypatch)
+def test_notebook_runs_with_weights(vgg_test_weights, monkeypatch):
+    res = run_notebook(vgg_test_weights, monkeypatch)
     cells = cells_by_id(res.notebook)
     for cell_id in PICTURE_CELLS:
         pngs = nbrun.png_outputs(cells[cell_id])

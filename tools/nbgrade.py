@@ -756,8 +756,13 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
            "--notebook-timeout", str(notebook_timeout)]
     # The child enforces both limits itself; this outer limit only catches a stuck child.
     outer = notebook_timeout + 180
+    env = kernel_env(tmpdir)
+    # Each submission trains into its own checkpoint folder: a shared one would let a
+    # notebook that trains (03) resume from another student's model.
+    env["CONVLAB_CHECKPOINT_DIR"] = str(work / "checkpoints")
     for attempt in (1, 2):
-        proc = subprocess.Popen(cmd, env=kernel_env(tmpdir), stdout=subprocess.PIPE,
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         stuck = False
         try:
