@@ -57,7 +57,7 @@ pub fn bars(title: &str, labels: &[&str], values: &[f64]) -> Result<Picture> {
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(170)
-            .build_cartesian_2d(0.0..max, (0..n).into_segmented())
+            .build_cartesian_2d(0.0..max, (0..n - 1).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -191,7 +191,7 @@ pub fn confusion(title: &str, labels: &[&str], counts: &[Vec<u64>]) -> Result<Pi
             .margin(10)
             .x_label_area_size(60)
             .y_label_area_size(90)
-            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())
+            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()

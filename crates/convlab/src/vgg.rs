@@ -69,6 +69,14 @@ enum Op {
     Softmax,
 }
 
+/// Applies an activation to a fresh layer output (ReLU in place: no copy).
+fn activate(mut y: Tensor, a: Activation) -> Tensor {
+    if let Activation::Relu = a {
+        let _ = y.relu_();
+    }
+    y
+}
+
 /// One layer of a [`Model`]: its name, kind, output shape and parameter count.
 #[derive(Debug)]
 pub struct Layer {
@@ -476,10 +484,7 @@ impl Model {
     }
 
     fn apply(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
-        let relu = |y: Tensor, a: Activation| match a {
-            Activation::Relu => y.relu(),
-            Activation::Linear => y,
-        };
+        let relu = |y: Tensor, a: Activation| activate(y, a);
         Ok(match &layer.op {
             Op::ZeroPadding(p) => x.f_constant_pad_nd([*p, *p, *p, *p])?,
             Op::Conv { conv, activation } => relu(conv.forward(x), *activation),
@@ -512,8 +517,23 @@ impl Model {
         self.check_input(x)?;
         tch::no_grad(|| {
             let mut y = x.to_device(self.device());
-            for layer in &self.layers[..=last] {
-                y = self.apply(layer, &y)?;
+            let mut i = 0;
+            while i <= last {
+                // A zero padding followed by a convolution is one convolution with that
+                // padding, as PyTorch's VGG does it: the same numbers without copying the
+                // padded picture (the builder makes every convolution stride 1, unpadded).
+                if let (Op::ZeroPadding(p), Some(Op::Conv { conv, activation })) = (
+                    &self.layers[i].op,
+                    self.layers.get(i + 1).filter(|_| i < last).map(|l| &l.op),
+                ) {
+                    let out =
+                        y.f_conv2d(&conv.ws, conv.bs.as_ref(), [1, 1], [*p, *p], [1, 1], 1)?;
+                    y = activate(out, *activation);
+                    i += 2;
+                    continue;
+                }
+                y = self.apply(&self.layers[i], &y)?;
+                i += 1;
             }
             Ok(y)
         })
