@@ -4,7 +4,8 @@
 //! depend on their values) on the current device (CUDA when present), times batches of 1
 //! and 16, then runs the same network in Python's torch (the course's environment, same
 //! number of threads, same device) and prints both with the ratio. Set `CONVLAB_PYTHON` to
-//! choose the Python; without torch there, only our column is printed.
+//! choose the Python; without torch there, only our column is printed. `CONVLAB_BENCH_RUNS`
+//! sets the number of timed runs (default 5 on the CPU, 20 on CUDA).
 
 use convlab::device::{describe, device};
 use convlab::vgg::vgg16;
@@ -111,7 +112,12 @@ fn time_pytorch(threads: i32, runs: usize, dev: Device) -> Option<Vec<(i64, f64)
 fn main() {
     let dev = device();
     let threads = tch::get_num_threads();
-    let runs = if dev.is_cuda() { 20 } else { 3 };
+    // CONVLAB_BENCH_RUNS overrides how many timed runs give the median.
+    let runs = std::env::var("CONVLAB_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r: &usize| r > 0)
+        .unwrap_or(if dev.is_cuda() { 20 } else { 5 });
     println!(
         "VGG-16 forward pass (224×224, softmax, no gradients) on {}",
         describe(dev)
