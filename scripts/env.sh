@@ -8,8 +8,11 @@ export CONVLAB_VENV="$CONVLAB_CACHE/venv"
 export CONVLAB_EVCXR_ROOT="$CONVLAB_CACHE/evcxr"
 # evcxr keeps its build folder here between kernels, so `:dep convlab` does not rebuild tch.
 export EVCXR_TMPDIR="${EVCXR_TMPDIR:-$CONVLAB_CACHE/evcxr-tmp}"
-# Compiled dependencies (tch takes minutes) are shared by every clone.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONVLAB_CACHE/target}"
+# Compiled dependencies (tch takes minutes), one folder per clone: cargo identifies the
+# workspace's own crate by its path inside the clone, so in a folder shared by two clones one
+# clone's build would pass for the other's (and carry the other clone's data/ path).
+CONVLAB_CLONE_ID="$(printf '%s' "$CONVLAB_ROOT" | sha256sum | cut -c1-10)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CONVLAB_CACHE/target-$CONVLAB_CLONE_ID}"
 # tch finds libtorch inside the Python environment's torch package.
 export LIBTORCH_USE_PYTORCH=1
 export PATH="$CONVLAB_VENV/bin:$CONVLAB_EVCXR_ROOT/bin:$HOME/.cargo/bin:$PATH"
