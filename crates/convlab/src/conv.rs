@@ -177,42 +177,32 @@ where
     let mut out = Array2::<f32>::zeros((out_h, out_w));
     let image = image.view().into_dyn();
     let filter = filter.view().into_dyn();
-    let grey = if image.ndim() == 2 {
-        Some(image.view().into_dimensionality::<Ix2>().expect("2-D"))
-    } else {
-        None
+    // One contiguous H×W plane per channel, so that shifted views are contiguous rows: a grey
+    // picture in standard layout is used as it is; a colour one is split once.
+    let grey = image.view().into_dimensionality::<Ix2>().ok();
+    let planes: Vec<CowArray<f32, Ix2>> = match &grey {
+        Some(grey) => vec![grey.as_standard_layout()],
+        None => {
+            let (h, w, channels) = (image.shape()[0], image.shape()[1], image.shape()[2]);
+            let interleaved = image.as_standard_layout();
+            let pixels = interleaved.as_slice().expect("standard layout");
+            (0..channels)
+                .map(|c| {
+                    let samples = pixels.iter().skip(c).step_by(channels).copied().collect();
+                    Array2::from_shape_vec((h, w), samples)
+                        .expect("H×W samples")
+                        .into()
+                })
+                .collect()
+        }
     };
-    let channels = if image.ndim() == 3 {
-        image.shape()[2]
-    } else {
-        1
+    let weights: Vec<ArrayView<f32, Ix2>> = match filter.ndim() {
+        3 => filter
+            .axis_iter(Axis(2))
+            .map(|w| w.into_dimensionality().expect("2-D"))
+            .collect(),
+        _ => vec![filter.view().into_dimensionality().expect("2-D")],
     };
-    // A colour picture's samples in standard (H, W, C) order, split into planes below.
-    let interleaved = (image.ndim() == 3).then(|| image.as_standard_layout());
-    let mut planes: Vec<CowArray<f32, Ix2>> = Vec::with_capacity(channels);
-    let mut weights: Vec<ArrayView<f32, Ix2>> = Vec::with_capacity(channels);
-    for c in 0..channels {
-        // One contiguous H×W plane per channel, so that shifted views are contiguous rows
-        // (a grey picture in standard layout is used as it is, without a copy).
-        planes.push(if let Some(pixels) = &interleaved {
-            let (h, w) = (image.shape()[0], image.shape()[1]);
-            let pixels = pixels.as_slice().expect("standard layout");
-            let samples = pixels.iter().skip(c).step_by(channels).copied().collect();
-            Array2::from_shape_vec((h, w), samples)
-                .expect("H×W samples")
-                .into()
-        } else {
-            grey.as_ref().expect("2-D").as_standard_layout()
-        });
-        weights.push(if filter.ndim() == 3 {
-            filter
-                .index_axis(Axis(2), c)
-                .into_dimensionality()
-                .expect("2-D")
-        } else {
-            filter.view().into_dimensionality().expect("2-D")
-        });
-    }
     let planes: Vec<ArrayView<f32, Ix2>> = planes.iter().map(|p| p.view()).collect();
     add_planes(&mut out, &planes, &weights);
     Ok(out)
