@@ -8,5 +8,7 @@ scripts/setup.sh
 . scripts/env.sh
 echo "== cargo test"
 cargo test --workspace
+echo "== cargo test, convlab without libtorch (as notebook 1 loads it)"
+cargo test -p convlab --no-default-features
 echo "== pytest"
 python -m pytest -p no:cacheprovider tests "$@"

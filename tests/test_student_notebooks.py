@@ -165,6 +165,9 @@ def test_dep_paths_rewritten_for_a_folder_or_made_absolute():
         ':dep convlab = { path = "../../crates/convlab" }'
     assert nbgrade.rewrite_dep_paths(line, nbdir, None) == \
         f':dep convlab = {{ path = "{ROOT / "crates" / "convlab"}" }}'
+    light = ':dep convlab = { path = "../crates/convlab", default-features = false }'
+    assert nbgrade.rewrite_dep_paths(light, nbdir, None) == \
+        f':dep convlab = {{ path = "{ROOT / "crates" / "convlab"}", default-features = false }}'
     other = ':dep ndarray = "0.16"'
     assert nbgrade.rewrite_dep_paths(other, nbdir, None) == other
 

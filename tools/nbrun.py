@@ -223,24 +223,30 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
 
 
 def prewarm() -> int:
-    """Runs `:dep convlab` once in a kernel, so its build lands in EVCXR_TMPDIR."""
+    """Runs `:dep convlab` in a kernel with and without libtorch (the `torch` feature), so
+    both builds land in EVCXR_TMPDIR. The kernels resolve crates offline (see setup.sh);
+    the prewarm may go online, to fetch what the local cache lacks."""
     crate = ROOT / "crates" / "convlab"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(f':dep convlab = {{ path = "{crate}" }}'),
-        nbformat.v4.new_code_cell(
-            "let t = convlab::tch::Tensor::from_slice(&[1.0f32, 2.0]);\n"
-            "let g = convlab::filters::horizontal_edge();\n"
-            'println!("{} {}", t.sum(convlab::tch::Kind::Float).double_value(&[]), g.sum());'
-        ),
+    variants = [
+        (f':dep convlab = {{ path = "{crate}" }}',
+         "let t = convlab::tch::Tensor::from_slice(&[1.0f32, 2.0]);\n"
+         "let g = convlab::filters::horizontal_edge();\n"
+         'println!("{} {}", t.sum(convlab::tch::Kind::Float).double_value(&[]), g.sum());'),
+        (f':dep convlab = {{ path = "{crate}", default-features = false }}',
+         "let g = convlab::filters::horizontal_edge();\n"
+         'println!("{}", g.sum());'),
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        res = execute(Path(tmp) / "prewarm.ipynb", timeout=3600, notebook=nb, cwd=Path(tmp))
-    if not res.ok:
-        for p in res.problems:
-            print(f"prewarm: {p}", file=sys.stderr)
-        return 1
-    print(f"prewarm: kernel ready ({res.seconds:.0f} s)")
+    os.environ["CARGO_NET_OFFLINE"] = "false"
+    for dep, cell in variants:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(dep), nbformat.v4.new_code_cell(cell)]
+        with tempfile.TemporaryDirectory() as tmp:
+            res = execute(Path(tmp) / "prewarm.ipynb", timeout=3600, notebook=nb, cwd=Path(tmp))
+        if not res.ok:
+            for p in res.problems:
+                print(f"prewarm: {p}", file=sys.stderr)
+            return 1
+        print(f"prewarm: kernel ready ({res.seconds:.0f} s, {dep.split('{')[1].strip(' }')})")
     return 0
 
 

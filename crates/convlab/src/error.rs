@@ -49,6 +49,7 @@ pub enum Error {
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
     /// An error reported by libtorch.
+    #[cfg(feature = "torch")]
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -61,6 +62,7 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "torch")]
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Format {
             path: path.into(),

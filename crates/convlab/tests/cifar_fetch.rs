@@ -1,5 +1,6 @@
 //! The CIFAR-10 downloader and unpacker against a local HTTP server on 127.0.0.1 serving a
 //! test-made `cifar-10-binary.tar.gz` (the real one cannot be downloaded in tests).
+#![cfg(feature = "torch")]
 
 use convlab::cifar;
 use convlab::fetch::{md5_file, part_path, Checksum};

@@ -1,6 +1,7 @@
 //! The training loop, loss and optimiser for real: the seed's model, optimiser and
 //! augmentation must learn a small synthetic 10-class task, and a run cut after one epoch
 //! must resume to the same weights as a run that was never cut.
+#![cfg(feature = "torch")]
 
 use convlab::augment::ImageDataGenerator;
 use convlab::cifar;

@@ -167,3 +167,62 @@ fn column_major_and_strided_inputs_work() {
         convolve(&stepped, &f).unwrap()
     );
 }
+
+/// libtorch's conv2d of one (height, width, channels) image with one filter of the same
+/// layout: an independent reference (it is a cross-correlation too, without a flip).
+#[cfg(feature = "torch")]
+fn libtorch_conv2d(img: &Array3<f32>, f: &Array3<f32>) -> Array2<f32> {
+    use tch::{Kind, Tensor};
+    let to_nchw = |a: &Array3<f32>| {
+        let (h, w, c) = a.dim();
+        let flat: Vec<f32> = a.iter().copied().collect();
+        Tensor::from_slice(&flat)
+            .reshape([h as i64, w as i64, c as i64])
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+    };
+    let out = to_nchw(img)
+        .conv2d(&to_nchw(f), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
+        .squeeze_dims([0, 1]);
+    let dims: Vec<usize> = out.size().iter().map(|&d| d as usize).collect();
+    let vals = Vec::<f32>::try_from(out.to_kind(Kind::Float).flatten(0, -1)).unwrap();
+    Array2::from_shape_vec((dims[0], dims[1]), vals).unwrap()
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn direct_and_fast_match_libtorch_conv2d() {
+    use ndarray::Axis;
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..12 {
+        let (h, w, c) = (
+            rng.random_range(1..30),
+            rng.random_range(1..30),
+            rng.random_range(1..4),
+        );
+        let (kh, kw) = (
+            rng.random_range(1..=h.min(5)),
+            rng.random_range(1..=w.min(5)),
+        );
+        let img = Array3::from_shape_fn((h, w, c), |_| rng.random_range(-1.0f32..1.0));
+        let f = Array3::from_shape_fn((kh, kw, c), |_| rng.random_range(-1.0f32..1.0));
+        let want = libtorch_conv2d(&img, &f);
+        assert_eq!(want.dim(), (h - kh + 1, w - kw + 1));
+        for (name, got) in [
+            ("direct", convolve(&img, &f).unwrap()),
+            ("fast", convolve_fast(&img, &f).unwrap()),
+        ] {
+            let err = rel_err(&want, &got);
+            assert!(err <= 1e-5, "{name}, {h}×{w}×{c} / {kh}×{kw}: {err}");
+        }
+        if c == 1 {
+            // The same picture as a grey 2-D array.
+            let (grey, f2) = (
+                img.index_axis(Axis(2), 0).to_owned(),
+                f.index_axis(Axis(2), 0).to_owned(),
+            );
+            let err = rel_err(&want, &convolve_fast(&grey, &f2).unwrap());
+            assert!(err <= 1e-5, "fast, grey {h}×{w} / {kh}×{kw}: {err}");
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! `fetch-weights` against a local HTTP server on 127.0.0.1: a good file (cut off once, then
 //! resumed), a wrong checksum, a server error. Nothing leaves this machine.
+#![cfg(feature = "torch")]
 
 use convlab::fetch::{part_path, sha256_file, Checksum};
 use convlab::weights::{self, Source};

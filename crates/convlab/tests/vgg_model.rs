@@ -1,5 +1,6 @@
 //! VGG-16 built layer by layer: shapes, parameter counts, forward pass, preprocessing,
 //! top-k and the looking-inside helpers, with the errors a student meets.
+#![cfg(feature = "torch")]
 
 use convlab::vgg::{
     self, closest_filter, image_tensor, oriented, top_k, vgg16, Activation, Model, Preprocessing,

@@ -1,6 +1,7 @@
 //! Weight files: every accepted format round-trips into VGG-16, and every bad file (truncated,
 //! VGG-19, missing or misnamed layer, wrong shape, wrong type) gives an error that names the
 //! file and the layers. The files are VGG-16-shaped (528 MB each), written by the tests.
+#![cfg(feature = "torch")]
 
 use convlab::vgg::{vgg16, Activation, Model, VGG16_BLOCKS};
 use convlab::weights::{self, read_file, write_file, write_test_weights, TEST_MARKER};
