@@ -629,7 +629,9 @@ def prewarm_dir(tmpdir: Path, deps: list[str], timeout: float = 3600) -> float:
         proc = subprocess.run([sys.executable, __file__, "_run", str(path), "--status", str(status),
                                "--cwd", work, "--cell-timeout", str(timeout),
                                "--notebook-timeout", str(timeout)],
-                              env=kernel_env(tmpdir), capture_output=True, text=True)
+                              # online: fetch what the local cache lacks (kernels run offline)
+                              env={**kernel_env(tmpdir), "CARGO_NET_OFFLINE": "false"},
+                              capture_output=True, text=True)
         secs = time.monotonic() - t0
         ran = nbformat.read(path, as_version=4)
         st = json.loads(status.read_text()) if status.exists() else {}
