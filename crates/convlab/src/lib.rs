@@ -28,7 +28,7 @@
 //! The modules on libtorch (`device`, `vgg`, `weights`, `summary`, `cifar`, `train`, `augment`) and the
 //! `tch` re-export come with the default feature `torch`. Notebook 1 needs none of them and
 //! loads the crate with `default-features = false`: its cells then compile against ndarray,
-//! image and plotters only, which makes each cell about twice as quick.
+//! image and plotters only, which makes its cells about a third quicker.
 //!
 //! ```
 //! use convlab::prelude::*;
