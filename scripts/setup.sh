@@ -67,7 +67,7 @@ rust_lib="\$(rustc --print target-libdir 2>/dev/null)"
 export LD_LIBRARY_PATH="$CONVLAB_TORCH_LIB:\$rust_lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export EVCXR_TMPDIR="\${EVCXR_TMPDIR:-$CONVLAB_CACHE/evcxr-tmp}"
 # evcxr starts each kernel with an empty dependency list, which empties the build folder's
-# Cargo.lock, so every `:dep` resolves its crates again. Offline, cargo resolves them from
+# Cargo.lock, so every :dep resolves its crates again. Offline, cargo resolves them from
 # its local cache (filled by the setup): kernels start without network, a little sooner,
 # and on versions already downloaded. CARGO_NET_OFFLINE=false lets a kernel fetch new crates.
 export CARGO_NET_OFFLINE="\${CARGO_NET_OFFLINE:-true}"
