@@ -1,6 +1,5 @@
 """environment.yml (for conda users) pins the same Python packages as requirements.txt
 (what `make setup` installs)."""
-import os
 import re
 
 from conftest import ROOT
@@ -24,8 +23,7 @@ def test_torch_matches_tch():
     assert pins((ROOT / "requirements.txt").read_text())["torch"] == "2.13.0"
 
 
-
-def test_kernel_loads_convlab_without_network():
+def test_kernel_loads_convlab_without_network(monkeypatch):
     # evcxr empties the build folder's Cargo.lock at each kernel start, so `:dep` resolves the
     # crates again: the launcher makes cargo do that offline, from its local cache. Here the
     # network is cut (an unreachable proxy); online resolution would fail.
@@ -35,17 +33,9 @@ def test_kernel_loads_convlab_without_network():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(f':dep convlab = {{ path = "{crate}", default-features = false }}'),
                 nbformat.v4.new_code_cell('println!("{}", convlab::filters::horizontal_edge().sum());')]
-    cut = {"CARGO_HTTP_PROXY": "http://127.0.0.1:9", "CARGO_NET_RETRY": "0"}
-    saved = {k: os.environ.get(k) for k in [*cut, "CARGO_NET_OFFLINE"]}
-    os.environ.update(cut)
-    os.environ.pop("CARGO_NET_OFFLINE", None)
-    try:
-        res = nbrun.execute("offline.ipynb", notebook=nb, timeout=600, cwd=ROOT)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    monkeypatch.setenv("CARGO_HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("CARGO_NET_RETRY", "0")
+    monkeypatch.delenv("CARGO_NET_OFFLINE", raising=False)
+    res = nbrun.execute("offline.ipynb", notebook=nb, timeout=600, cwd=ROOT)
     assert res.ok, [str(p) for p in res.problems]
     assert "0" in "".join(o.get("text", "") for o in res.notebook.cells[1].outputs)

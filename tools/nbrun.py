@@ -228,16 +228,16 @@ def prewarm() -> int:
     the prewarm may go online, to fetch what the local cache lacks."""
     crate = ROOT / "crates" / "convlab"
     variants = [
-        (f':dep convlab = {{ path = "{crate}" }}',
+        ("with libtorch", f':dep convlab = {{ path = "{crate}" }}',
          "let t = convlab::tch::Tensor::from_slice(&[1.0f32, 2.0]);\n"
          "let g = convlab::filters::horizontal_edge();\n"
          'println!("{} {}", t.sum(convlab::tch::Kind::Float).double_value(&[]), g.sum());'),
-        (f':dep convlab = {{ path = "{crate}", default-features = false }}',
+        ("without libtorch", f':dep convlab = {{ path = "{crate}", default-features = false }}',
          "let g = convlab::filters::horizontal_edge();\n"
          'println!("{}", g.sum());'),
     ]
     os.environ["CARGO_NET_OFFLINE"] = "false"
-    for dep, cell in variants:
+    for name, dep, cell in variants:
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(dep), nbformat.v4.new_code_cell(cell)]
         with tempfile.TemporaryDirectory() as tmp:
@@ -246,7 +246,7 @@ def prewarm() -> int:
             for p in res.problems:
                 print(f"prewarm: {p}", file=sys.stderr)
             return 1
-        print(f"prewarm: kernel ready ({res.seconds:.0f} s, {dep.split('{')[1].strip(' }')})")
+        print(f"prewarm: kernel ready, convlab {name} ({res.seconds:.0f} s)")
     return 0
 
 

@@ -25,10 +25,10 @@
 //! use convlab::prelude::*;
 //! ```
 //!
-//! The modules on libtorch (`device`, `vgg`, `weights`, `summary`, `cifar`, `train`, `augment`) and the
-//! `tch` re-export come with the default feature `torch`. Notebook 1 needs none of them and
-//! loads the crate with `default-features = false`: its cells then compile against ndarray,
-//! image and plotters only, which makes its cells about a third quicker.
+//! The modules on libtorch (`device`, `vgg`, `weights`, `summary`, `cifar`, `train`,
+//! `augment`) and the `tch` re-export come with the default feature `torch`. Notebook 1 needs
+//! none of them and loads the crate with `default-features = false`: its cells then compile
+//! against ndarray, image and plotters only, which makes them about a third quicker.
 //!
 //! ```
 //! use convlab::prelude::*;
