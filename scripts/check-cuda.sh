@@ -4,7 +4,11 @@
 #     scripts/check-cuda.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=env.sh
 . scripts/env.sh
+# shellcheck source=steps.sh
+. scripts/steps.sh
+STEP_HINT="the message above says what failed"
 python - <<'PY' || true
 import torch
 print(f"PyTorch {torch.__version__}: CUDA build {torch.version.cuda}, available: {torch.cuda.is_available()}"

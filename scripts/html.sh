@@ -8,7 +8,11 @@
 # weights, notebook 2 skips the cells that need them and says how to fetch them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=env.sh
 . scripts/env.sh
+# shellcheck source=steps.sh
+. scripts/steps.sh
+STEP_HINT="a notebook failed: the cell and its message are above"
 cifar="${CONVLAB_CIFAR_DIR:-$PWD/data/cifar-10-batches-bin}"
 if [ ! -f "$cifar/test_batch.bin" ]; then
     cifar="$PWD/build/test-cifar/cifar-10-batches-bin"

@@ -1,94 +1,169 @@
 #!/usr/bin/env bash
 # Installs everything the course needs, idempotently; a second run takes seconds.
-#   - a Python environment (JupyterLab, nbconvert/nbclient, torch for libtorch) in $CONVLAB_CACHE/venv
-#   - evcxr_jupyter at a pinned version, registered as the Jupyter kernel `rust`
-#   - the course pictures in data/ (from CONVLAB_DATA_MIRROR when set, else downloaded)
-#   - evcxr's build folder, prewarmed so that `:dep convlab` in a new kernel takes seconds
+#   scripts/setup.sh           install what is missing, step by step, with each step's minutes
+#   scripts/setup.sh --check   say what is there and what a run would install; change nothing
+#
+#   1. a Python environment (JupyterLab, nbconvert/nbclient, torch for libtorch) in $CONVLAB_VENV
+#   2. evcxr_jupyter at a pinned version, registered as the Jupyter kernel `rust`
+#   3. the convlab command-line tool, then the course pictures in data/ (from
+#      CONVLAB_DATA_MIRROR when set, else downloaded)
+#   4. evcxr's build folder, prewarmed: `:dep convlab` in a new kernel then takes seconds
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=env.sh
+. "$here/env.sh"
+# shellcheck source=steps.sh
+. "$here/steps.sh"
 cd "$CONVLAB_ROOT"
 
 EVCXR_VERSION=0.22.0
-log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+PYTHON="${CONVLAB_PYTHON:-python3}"
+check_only=false
+case "${1:-}" in
+  --check) check_only=true ;;
+  "") ;;
+  *) die "unknown option '$1' (use --check, or no option)" ;;
+esac
+
+# --- What is there (each test is quick and changes nothing) ---------------------------------
+
+venv_ok() { "$CONVLAB_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
+packages_ok() { venv_ok && cmp -s requirements.txt "$CONVLAB_VENV/.convlab-requirements"; }
+evcxr_ok() {
+  [ -x "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" ] &&
+    grep -q "\"evcxr_jupyter $EVCXR_VERSION " "$CONVLAB_EVCXR_ROOT/.crates.toml" 2>/dev/null
+}
+kernel_json="$CONVLAB_VENV/share/jupyter/kernels/rust/kernel.json"
+kernel_ok() { grep -qF "\"$CONVLAB_ROOT/scripts/rust-kernel\"" "$kernel_json" 2>/dev/null; }
+# What the prewarmed seed was built from: when any of it changes, the seed is warmed again
+# (and each kernel's build folder copies it anew at its next start).
+seed_key() {
+  {
+    echo "evcxr $EVCXR_VERSION at $CONVLAB_ROOT, CXX=${CXX:-}"
+    rustc -V
+    cat Cargo.toml Cargo.lock crates/convlab/Cargo.toml tools/nbrun.py
+    find crates/convlab/src -type f | LC_ALL=C sort | xargs cat
+  } | sha256sum | cut -c1-16
+}
+seed_ok() { [ "$(cat "$CONVLAB_EVCXR_SEED/.convlab-warm" 2>/dev/null)" = "$(seed_key)" ]; }
+
+# evcxr compiles the crates again in its own way (as dynamic libraries), so libtorch's C++
+# wrapper is compiled twice, for the command-line tool and for the kernels: with ccache (see
+# env.sh) the second time takes seconds. Installed when running as root; optional otherwise.
+want_ccache() {
+  command -v ccache >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ccache (apt-get): the kernels' build then reuses libtorch's C++ wrapper"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ccache; } >/dev/null; then
+      log "note: apt-get could not install ccache"
+    fi
+  fi
+  command -v ccache >/dev/null 2>&1 ||
+    log "note: without ccache the first setup compiles libtorch's C++ wrapper twice (about 4 minutes more); 'apt-get install ccache' avoids it"
+}
+
+# The tools that must be there before anything is installed.
+check_tools() {
+  command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust with rustup (https://rustup.rs), open a new shell, run again."
+  command -v "$PYTHON" >/dev/null 2>&1 ||
+    die "$PYTHON not found: install Python 3.10 or newer (or set CONVLAB_PYTHON to one), run again."
+  local version
+  version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" ||
+    die "$PYTHON does not run; install Python 3.10 or newer (or set CONVLAB_PYTHON to one)."
+  case "$version" in
+    3.1[0-9] | 3.[2-9][0-9]) ;;
+    *) die "$PYTHON is Python $version; the course needs 3.10 or newer: install one and set CONVLAB_PYTHON=python3.X (or put it first on PATH), then run again." ;;
+  esac
+  "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
+    need_packages "Python's venv module is missing" "$PYTHON -c 'import venv, ensurepip'" python3-venv
+  # plotters draws text through fontconfig: it needs its headers to build and a font to draw.
+  need_packages "fontconfig's development files and a font are missing (the plots draw text)" \
+    "pkg-config --exists fontconfig && fc-list | grep -q ." \
+    pkg-config libfontconfig1-dev fonts-dejavu-core
+}
+
+if $check_only; then
+  check_tools
+  report() { if "$2"; then echo "  ok       $1"; else echo "  to do    $1"; fi; }
+  echo "setup --check: tools ok (cargo, $PYTHON, fontconfig); in $CONVLAB_CACHE:"
+  report "Python environment" venv_ok
+  report "Python packages of requirements.txt" packages_ok
+  report "evcxr_jupyter $EVCXR_VERSION" evcxr_ok
+  report "kernel 'rust' (scripts/rust-kernel of this clone)" kernel_ok
+  report "evcxr build folder prewarmed with convlab" seed_ok
+  exit 0
+fi
+
+# --- Install what is missing --------------------------------------------------------------
+
+step "checking the tools" "install what the message above names"
+check_tools
+want_ccache
+. "$CONVLAB_ROOT/scripts/env.sh" # again: ccache may be new
 mkdir -p "$CONVLAB_CACHE"
 
-# 0. Tools that must already be there.
-command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "setup: python3 not found; install Python 3.10 or newer" >&2; exit 1; }
-# plotters draws text through fontconfig: it needs its headers to build and a font to draw.
-if ! pkg-config --exists fontconfig 2>/dev/null || ! fc-list 2>/dev/null | grep -q .; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing fontconfig and a font (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libfontconfig1-dev fonts-dejavu-core >/dev/null
-  else
-    echo "setup: fontconfig development files and a font are missing; install them, e.g." >&2
-    echo "  sudo apt-get install pkg-config libfontconfig1-dev fonts-dejavu-core" >&2
-    exit 1
-  fi
+if ! venv_ok; then
+  step "creating the Python environment in $CONVLAB_VENV" \
+    "check that '$PYTHON -m venv' works (Debian: apt-get install python3-venv)"
+  rm -rf "$CONVLAB_VENV" # half-made (an interrupted run): start again
+  "$PYTHON" -m venv "$CONVLAB_VENV"
+fi
+if ! packages_ok; then
+  step "installing the Python packages of requirements.txt (torch: 2.5 GB, minutes)" \
+    "pip could not install requirements.txt: check access to the package index; if it keeps failing, delete $CONVLAB_VENV"
+  rm -f "$CONVLAB_VENV/.convlab-requirements"
+  with_heartbeat "$CONVLAB_VENV/bin/pip" install --disable-pip-version-check --progress-bar off \
+    -r requirements.txt 2>&1 | { grep -E '^(Collecting|Successfully|ERROR)' || true; }
+  "$CONVLAB_VENV/bin/pip" check >/dev/null ||
+    die "the Python environment is inconsistent after installing (pip check); delete $CONVLAB_VENV and run again"
+  cp requirements.txt "$CONVLAB_VENV/.convlab-requirements"
+fi
+. "$CONVLAB_ROOT/scripts/env.sh" # again, now that torch's lib/ exists
+[ -n "$CONVLAB_TORCH_LIB" ] || die "torch's lib/ not found under $CONVLAB_VENV; delete it and run again"
+
+if ! evcxr_ok; then
+  step "building evcxr_jupyter $EVCXR_VERSION (10-15 minutes on 2 cores, once)" \
+    "cargo could not build evcxr_jupyter: check access to the crate registry and free disk space"
+  with_heartbeat cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION" \
+    --root "$CONVLAB_EVCXR_ROOT"
 fi
 
-# 1. Python environment, reinstalled only when requirements.txt changes.
-stamp="$CONVLAB_VENV/.convlab-requirements"
-if [ ! -x "$CONVLAB_VENV/bin/python" ]; then
-  log "creating the Python environment in $CONVLAB_VENV"
-  python3 -m venv "$CONVLAB_VENV"
-fi
-if ! cmp -s requirements.txt "$stamp"; then
-  log "installing Python packages (torch is large: a few minutes the first time)"
-  "$CONVLAB_VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
-  cp requirements.txt "$stamp"
-fi
-. "$CONVLAB_ROOT/scripts/env.sh"   # again, now that torch's lib/ exists
-[ -n "$CONVLAB_TORCH_LIB" ] || { echo "setup: torch's lib/ not found under $CONVLAB_VENV" >&2; exit 1; }
-
-# 2. evcxr_jupyter at the pinned version.
-# cargo records what it installed in .crates.toml beside bin/.
-if ! [ -x "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" ] ||
-   ! grep -q "\"evcxr_jupyter $EVCXR_VERSION " "$CONVLAB_EVCXR_ROOT/.crates.toml" 2>/dev/null; then
-  log "building evcxr_jupyter $EVCXR_VERSION (about 15 minutes on 2 cores, once)"
-  cargo install --quiet --locked evcxr_jupyter --version "$EVCXR_VERSION" --root "$CONVLAB_EVCXR_ROOT"
-fi
-
-# 3. The `rust` kernel, inside the Python environment. It starts through a small launcher
-#    that sets what evcxr and tch need at run time; EVCXR_TMPDIR can be overridden by the
-#    caller (the grader gives each worker its own build folder).
-launcher="$CONVLAB_CACHE/bin/rust-kernel"
-mkdir -p "$CONVLAB_CACHE/bin" "$CONVLAB_VENV/share/jupyter/kernels/rust"
-cat > "$launcher.tmp" <<SH
-#!/usr/bin/env bash
-# evcxr builds each cell in \$EVCXR_TMPDIR/target and loads it from there.
-unset CARGO_TARGET_DIR
-export LIBTORCH_USE_PYTORCH=1
-# Each cell is a library linked against Rust's shared libstd; its relative rpath to the
-# toolchain breaks when the build folder and the toolchain share a parent below /, so
-# the toolchain's library folder goes on the loader path too, beside torch's lib/.
-export PATH="$CONVLAB_VENV/bin:$HOME/.cargo/bin:\$PATH"
-rust_lib="\$(rustc --print target-libdir 2>/dev/null)"
-export LD_LIBRARY_PATH="$CONVLAB_TORCH_LIB:\$rust_lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
-export EVCXR_TMPDIR="\${EVCXR_TMPDIR:-$CONVLAB_CACHE/evcxr-tmp}"
-# evcxr starts each kernel with an empty dependency list, which empties the build folder's
-# Cargo.lock, so every :dep resolves its crates again. Offline, cargo resolves them from
-# its local cache (filled by the setup): kernels start without network, a little sooner,
-# and on versions already downloaded. CARGO_NET_OFFLINE=false lets a kernel fetch new crates.
-export CARGO_NET_OFFLINE="\${CARGO_NET_OFFLINE:-true}"
-exec "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" --control_file "\$1"
-SH
-chmod +x "$launcher.tmp" && mv "$launcher.tmp" "$launcher"
-cat > "$CONVLAB_VENV/share/jupyter/kernels/rust/kernel.json" <<JSON
+# The `rust` kernel, inside the Python environment, started through scripts/rust-kernel.
+if ! kernel_ok; then
+  step "registering the Jupyter kernel 'rust'"
+  mkdir -p "$(dirname "$kernel_json")"
+  cat >"$kernel_json.tmp" <<JSON
 {
-  "argv": ["$launcher", "{connection_file}"],
+  "argv": ["$CONVLAB_ROOT/scripts/rust-kernel", "{connection_file}"],
   "display_name": "Rust",
   "language": "rust",
   "interrupt_mode": "message"
 }
 JSON
+  mv "$kernel_json.tmp" "$kernel_json"
+fi
 
-# 4. The Rust side: the command-line tool, then the course pictures.
-log "building convlab (the first build compiles libtorch's bindings: about 6 minutes)"
-cargo build --quiet -p convlab --bin convlab
+step "building convlab (the first time compiles libtorch's bindings: about 6 minutes)" \
+  "cargo could not build the crate: the errors above name the file; offline, run once with network access so cargo can fetch the crates"
+with_heartbeat cargo build -p convlab --bin convlab
+
+step "fetching the course pictures into data/" \
+  "without internet access, set CONVLAB_DATA_MIRROR to a folder holding grace_hopper.jpg, cat.png and coffee.png"
 "$CARGO_TARGET_DIR/debug/convlab" fetch-data
 
-# 5. Prewarm evcxr's build folder with the crate, so a new kernel's `:dep` takes seconds.
-log "prewarming the Rust kernel (the first time compiles tch inside evcxr: a few minutes)"
-"$CONVLAB_VENV/bin/python" tools/nbrun.py --prewarm
+# evcxr's seed build folder, prewarmed under its lock (kernels copy it under a shared lock).
+if ! seed_ok; then
+  step "prewarming the Rust kernel's build folder (minutes the first time)" \
+    "the kernel could not load convlab: the messages above name the cell; offline, run once with network access"
+  seed="$CONVLAB_EVCXR_SEED"
+  mkdir -p "$seed"
+  exec 8<>"$seed.lock"
+  flock 8
+  rm -f "$seed/.convlab-warm"
+  EVCXR_TMPDIR="$seed" with_heartbeat "$CONVLAB_VENV/bin/python" tools/nbrun.py --prewarm
+  seed_key >"$seed/.convlab-warm"
+  exec 8>&-
+fi
+finish
 log "ready"

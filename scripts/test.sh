@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing (scripts/setup.sh), then the crate's tests
-# (unit, integration, doc) and the Python-side tests (notebooks executed headless, student
-# notebooks, grading, environment pins).
+# Runs every test: installs what is missing (scripts/setup.sh), then shellcheck on the
+# scripts, the crate's tests (unit, integration, doc) and the Python-side tests (notebooks
+# executed headless and in a real browser, student notebooks, grading, setup and kernels).
+#   scripts/test.sh [PYTEST ARGS...]
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-scripts/setup.sh
-. scripts/env.sh
-echo "== cargo test"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$here/setup.sh"
+# shellcheck source=env.sh
+. "$here/env.sh"
+# shellcheck source=steps.sh
+. "$here/steps.sh"
+cd "$CONVLAB_ROOT"
+
+step "checking the test tools" "install what the message above names"
+need_packages "shellcheck (checks the scripts) and chromium (the browser test) are missing" \
+  "command -v shellcheck && command -v chromium" shellcheck chromium
+
+step "shellcheck" "fix the scripts at the lines shellcheck names"
+shellcheck scripts/*.sh scripts/rust-kernel scripts/convlab .ci/run
+
+step "cargo test" "a test failed: its name and message are above"
 cargo test --workspace
-echo "== cargo test, convlab without libtorch (as notebook 1 loads it)"
+
+step "cargo test, convlab without libtorch (as notebook 1 loads it)" "a test failed: its name and message are above"
 cargo test -p convlab --no-default-features
-echo "== pytest"
+
+step "pytest" "a test failed: pytest's summary above names it"
 python -m pytest -p no:cacheprovider tests "$@"
+finish

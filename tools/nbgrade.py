@@ -665,7 +665,7 @@ def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> lis
     """Warms `base` once, then gives each worker a copy of it (kept and reused across runs)."""
     stamp = base / ".nbgrade-warm"
     if not stamp.exists() or stamp.read_text() != warm_key(deps):
-        seed = Path(os.environ.get("EVCXR_TMPDIR", CACHE / "evcxr-tmp"))
+        seed = Path(os.environ.get("CONVLAB_EVCXR_SEED", CACHE / "evcxr-seed"))
         if not base.exists() and (seed / "target").is_dir() and seed.resolve() != base.resolve():
             # setup.sh prewarmed this one for the notebooks: start from a copy of it
             log(f"copying {seed} -> {base}")
