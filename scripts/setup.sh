@@ -34,12 +34,25 @@ evcxr_ok() {
     grep -q "\"evcxr_jupyter $EVCXR_VERSION " "$CONVLAB_EVCXR_ROOT/.crates.toml" 2>/dev/null
 }
 kernel_json="$CONVLAB_VENV/share/jupyter/kernels/rust/kernel.json"
-kernel_ok() { grep -qF "\"$CONVLAB_ROOT/scripts/rust-kernel\"" "$kernel_json" 2>/dev/null; }
+# Cells compile at opt-level 0 (quick to build; a student's own loops run slower), while
+# every dependency, convlab included, stays at 2: evcxr's opt_level sets its whole profile,
+# and a cargo config in a folder above the build folders overrides it for the dependencies.
+evcxr_toml="$CONVLAB_CACHE/evcxr-config/evcxr.toml"
+evcxr_toml_text='[evcxr]
+opt_level = "0"'
+cargo_config="$CONVLAB_CACHE/.cargo/config.toml"
+cargo_config_text='[profile.dev.package."*"]
+opt-level = 2'
+kernel_ok() {
+  grep -qF "\"$CONVLAB_ROOT/scripts/rust-kernel\"" "$kernel_json" 2>/dev/null &&
+    [ "$(cat "$evcxr_toml" 2>/dev/null)" = "$evcxr_toml_text" ] &&
+    [ "$(cat "$cargo_config" 2>/dev/null)" = "$cargo_config_text" ]
+}
 # What the prewarmed seed was built from: when any of it changes, the seed is warmed again
 # (and each kernel's build folder copies it anew at its next start).
 seed_key() {
   {
-    echo "evcxr $EVCXR_VERSION at $CONVLAB_ROOT, CXX=${CXX:-}"
+    echo "evcxr $EVCXR_VERSION at $CONVLAB_ROOT, CXX=${CXX:-}, $evcxr_toml_text, $cargo_config_text"
     rustc -V
     cat Cargo.toml Cargo.lock crates/convlab/Cargo.toml tools/nbrun.py
     find crates/convlab/src -type f | LC_ALL=C sort | xargs cat
@@ -77,20 +90,28 @@ check_tools() {
   esac
   "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
     need_packages "Python's venv module is missing" "$PYTHON -c 'import venv, ensurepip'" python3-venv
-  # plotters draws text through fontconfig: it needs its headers to build and a font to draw.
-  need_packages "fontconfig's development files and a font are missing (the plots draw text)" \
-    "pkg-config --exists fontconfig && fc-list | grep -q ." \
-    pkg-config libfontconfig1-dev fonts-dejavu-core
+  # Titles and charts are drawn with a TrueType font: CONVLAB_FONT, or DejaVu Sans where the
+  # distributions put it (the list of crates/convlab/src/display.rs, FONT_FILES).
+  need_packages "no font for the pictures' titles and charts (DejaVu Sans, or set CONVLAB_FONT to a .ttf file)" \
+    font_ok fonts-dejavu-core
+}
+font_ok() {
+  if [ -n "${CONVLAB_FONT:-}" ]; then
+    [ -f "$CONVLAB_FONT" ]
+  else
+    compgen -G "/usr/share/fonts/*/DejaVuSans.ttf" || compgen -G "/usr/share/fonts/*/dejavu/DejaVuSans.ttf" ||
+      [ -f /System/Library/Fonts/Supplemental/Arial.ttf ] || [ -f /Library/Fonts/Arial.ttf ]
+  fi
 }
 
 if $check_only; then
   check_tools
   report() { if "$2"; then echo "  ok       $1"; else echo "  to do    $1"; fi; }
-  echo "setup --check: tools ok (cargo, $PYTHON, fontconfig); in $CONVLAB_CACHE:"
+  echo "setup --check: tools ok (cargo, $PYTHON, a font); in $CONVLAB_CACHE:"
   report "Python environment" venv_ok
   report "Python packages of requirements.txt" packages_ok
   report "evcxr_jupyter $EVCXR_VERSION" evcxr_ok
-  report "kernel 'rust' (scripts/rust-kernel of this clone)" kernel_ok
+  report "kernel 'rust' (scripts/rust-kernel of this clone, its evcxr and cargo settings)" kernel_ok
   report "evcxr build folder prewarmed with convlab" seed_ok
   exit 0
 fi
@@ -142,6 +163,9 @@ if ! kernel_ok; then
 }
 JSON
   mv "$kernel_json.tmp" "$kernel_json"
+  mkdir -p "$(dirname "$evcxr_toml")" "$(dirname "$cargo_config")"
+  printf '%s\n' "$evcxr_toml_text" >"$evcxr_toml"
+  printf '%s\n' "$cargo_config_text" >"$cargo_config"
 fi
 
 step "building convlab (the first time compiles libtorch's bindings: about 6 minutes)" \

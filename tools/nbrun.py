@@ -191,7 +191,10 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
     start = time.monotonic()
     cell_seconds: dict[int, float] = {}
     problems: list[CellProblem] = []
-    with client.setup_kernel():
+    # JupyterLab names the notebook in the kernel's environment; scripts/rust-kernel then
+    # preloads the notebook's convlab (tools/preload.py). The same here, as students get it.
+    env = {**os.environ, "JPY_SESSION_NAME": str(path.resolve())}
+    with client.setup_kernel(env=env):
         install_panic_hook(client, nb)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -224,7 +227,7 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
 
 def prewarm() -> int:
     """Runs `:dep convlab` in a kernel with and without libtorch (the `torch` feature), so
-    both builds land in EVCXR_TMPDIR. The kernels resolve crates offline (see setup.sh);
+    both builds land in EVCXR_TMPDIR (the setup points it at the seed build folder). The kernels resolve crates offline (see setup.sh);
     the prewarm may go online, to fetch what the local cache lacks."""
     crate = ROOT / "crates" / "convlab"
     variants = [

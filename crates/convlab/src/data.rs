@@ -11,7 +11,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::fetch::{copy_verified, download, verify, Checksum};
+use crate::fetch::{copy_verified, verify, Checksum};
 use std::path::{Path, PathBuf};
 
 /// A file the course uses, where it comes from and its checksum.
@@ -76,7 +76,8 @@ pub fn asset(name: &str) -> Result<&'static Asset> {
 }
 
 /// Returns the path of `name` in the data folder, fetching it first when it is missing:
-/// from `CONVLAB_DATA_MIRROR` when that is set, else from the canonical address.
+/// from `CONVLAB_DATA_MIRROR` when that is set, else from the canonical address (with the
+/// feature `download`; without it, the error says to run `make fetch-data`).
 pub fn ensure(name: &str) -> Result<PathBuf> {
     let asset = asset(name)?;
     let dest = data_dir().join(asset.name);
@@ -99,8 +100,27 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
             }
             copy_verified(&src, &dest, &sum)
         }
-        None => download(asset.url, &dest, &sum),
+        None => fetch_asset(asset, &dest, &sum),
     }
+}
+
+#[cfg(feature = "download")]
+fn fetch_asset(asset: &Asset, dest: &Path, sum: &Checksum) -> Result<PathBuf> {
+    crate::fetch::download(asset.url, dest, sum)
+}
+
+#[cfg(not(feature = "download"))]
+fn fetch_asset(asset: &Asset, dest: &Path, _sum: &Checksum) -> Result<PathBuf> {
+    Err(Error::io(
+        dest,
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} is not fetched yet: run `make fetch-data` (or `make setup`) in the course folder",
+                asset.name
+            ),
+        ),
+    ))
 }
 
 /// Fetches every course picture (see [`ensure`]) and returns their paths.

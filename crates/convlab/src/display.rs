@@ -210,6 +210,7 @@ fn compose(pictures: &[Picture]) -> Result<Vec<u8>> {
 }
 
 fn draw_titles(canvas: &mut ::image::RgbImage, spots: &[(String, u32)]) -> Result<()> {
+    load_font()?;
     let (w, h) = canvas.dimensions();
     let root = BitMapBackend::with_buffer(canvas.as_mut(), (w, h)).into_drawing_area();
     let style = TextStyle::from(("sans-serif", 18).into_font())
@@ -227,9 +228,45 @@ fn draw_titles(canvas: &mut ::image::RgbImage, spots: &[(String, u32)]) -> Resul
 }
 
 pub(crate) fn font_error(detail: &str) -> Error {
-    Error::Value(format!(
-        "could not draw text ({detail}): install a sans-serif font and fontconfig (Debian: apt-get install fonts-dejavu-core fontconfig)"
-    ))
+    Error::Value(format!("could not draw text ({detail})"))
+}
+
+/// Where the font of titles and charts is looked for, after `CONVLAB_FONT`: DejaVu Sans as
+/// Debian/Ubuntu, Fedora and Arch install it, then Arial on macOS.
+const FONT_FILES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "/Library/Fonts/Arial.ttf",
+];
+
+/// Registers the font that titles and charts draw with as plotters' "sans-serif": the
+/// TrueType file named by `CONVLAB_FONT`, else the first of [`FONT_FILES`] that exists. It
+/// is read once per process. Plotters renders it itself (`ab_glyph`), so drawing text needs
+/// no fontconfig or freetype.
+pub(crate) fn load_font() -> Result<()> {
+    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    let found = LOADED.get_or_init(|| {
+        let path = match std::env::var_os("CONVLAB_FONT") {
+            Some(p) => std::path::PathBuf::from(p),
+            None => FONT_FILES
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists())
+                .ok_or_else(|| {
+                    "no font found for titles and charts: install DejaVu Sans (Debian: apt-get install fonts-dejavu-core) or set CONVLAB_FONT to a .ttf file".to_string()
+                })?,
+        };
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{}: {e} (the font for titles and charts, CONVLAB_FONT)", path.display()))?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+            .map_err(|_| format!("{} is not a TrueType font", path.display()))
+    });
+    found.clone().map_err(Error::Value)
 }
 
 static SHOWN: AtomicUsize = AtomicUsize::new(0);

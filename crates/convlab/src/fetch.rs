@@ -6,16 +6,18 @@
 //! HTTP `Range` request (or starts again when the server does not support ranges).
 //!
 //! ```no_run
+//! # #[cfg(feature = "download")] {
 //! use convlab::fetch::{download, Checksum};
 //! let url = "http://127.0.0.1:8000/weights.safetensors";
 //! download(url, "data/weights.safetensors".as_ref(), &Checksum::Sha256("ab12…".into()))?;
+//! # }
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
 use crate::error::{Error, Result};
 use sha2::Digest;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A published checksum, as lowercase hex.
@@ -122,12 +124,14 @@ pub fn part_path(dest: &Path) -> PathBuf {
 }
 
 /// Prints a progress line on stdout every few percent (every few MB when the size is unknown).
+#[cfg(feature = "download")]
 struct Progress {
     total: Option<u64>,
     done: u64,
     last_mark: u64,
 }
 
+#[cfg(feature = "download")]
 impl Progress {
     fn step(&mut self, n: u64) {
         self.done += n;
@@ -151,7 +155,9 @@ impl Progress {
 }
 
 /// Downloads `url` to `dest`, verifying `checksum`; returns at once when `dest` is already
-/// there and verifies. See the [module docs](self) for the guarantees.
+/// there and verifies. See the [module docs](self) for the guarantees. (Feature `download`,
+/// on by default.)
+#[cfg(feature = "download")]
 pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> {
     if dest.exists() {
         verify(dest, checksum)?;
@@ -181,7 +187,7 @@ pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let mut file = if resumed {
-        OpenOptions::new().append(true).open(&part)
+        fs::OpenOptions::new().append(true).open(&part)
     } else {
         File::create(&part)
     }
@@ -213,7 +219,7 @@ pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> 
         if n == 0 {
             break;
         }
-        file.write_all(&buf[..n]).map_err(|e| Error::io(&part, e))?;
+        std::io::Write::write_all(&mut file, &buf[..n]).map_err(|e| Error::io(&part, e))?;
         received += n as u64;
         progress.step(n as u64);
     }

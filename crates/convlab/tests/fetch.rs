@@ -1,5 +1,6 @@
 //! The downloader against a small HTTP server on loopback: a good file, a cut-off one that
 //! resumes, a wrong checksum, a server error; and the data mirror.
+#![cfg(feature = "download")]
 
 use convlab::fetch::{download, part_path, sha256_file, Checksum};
 use sha2::Digest;
