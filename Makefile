@@ -6,8 +6,10 @@ SHELL := /bin/bash
 setup:
 	scripts/setup.sh
 
+# JUPYTER_ARGS: more options for JupyterLab, e.g. JUPYTER_ARGS="--no-browser --port=8899"
+JUPYTER_ARGS ?=
 lab: setup
-	. scripts/env.sh && jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	. scripts/env.sh && jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 html: setup
 	scripts/html.sh
@@ -32,3 +34,10 @@ grade: setup
 # Data that is not fetched by the setup: VGG-16's weights (528 MB) and CIFAR-10 (163 MB).
 fetch-weights fetch-cifar fetch-data: setup
 	scripts/convlab $@
+
+# Notebook latency (BENCHMARKS.md, build/bench/notebooks.json): each notebook on fresh kernels,
+# cell by cell, against the seed's Python LA1-LA4. Quick: make bench-notebooks BENCH_ARGS="--runs 1 --notebooks 01"
+.PHONY: bench-notebooks
+BENCH_ARGS ?=
+bench-notebooks: setup
+	. scripts/env.sh && python tools/nbbench.py --notebooks 01 02 03 $(BENCH_ARGS)
