@@ -20,7 +20,12 @@ git clone --quiet "$here/.." "$work/clone"
 cd "$work/clone"
 # A shell that never sourced scripts/env.sh, and an empty course cache.
 unset CARGO_TARGET_DIR EVCXR_TMPDIR VIRTUAL_ENV
-while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CONVLAB_' | grep -v '^CONVLAB_DATA_MIRROR$')
+for var in $(compgen -e); do
+  case "$var" in
+    CONVLAB_DATA_MIRROR) ;;
+    CONVLAB_*) unset "$var" ;;
+  esac
+done
 export CONVLAB_CACHE="$work/cache"
 
 port=$((20000 + RANDOM % 20000))
