@@ -40,10 +40,10 @@ done
 grep -q '"rust"' "$work/kernelspecs.json" || die "JupyterLab runs but lists no kernel 'rust'"
 kill -TERM -- "-$lab" 2>/dev/null || true # make, its shell and JupyterLab
 wait "$lab" 2>/dev/null || true
-grep -E '\[setup\].*(done in|ready)' "$work/lab.log" | sed 's/\x1b\[[0-9;]*m//g'
+sed 's/\x1b\[[0-9;]*m//g' "$work/lab.log" | grep -E '^\[setup\].*(done in|ready)'
 
 step "make test" "the output above (in $work/test.log) names the failing test"
 make test >"$work/test.log" 2>&1 || { tail -n 60 "$work/test.log"; die "make test failed (full log: $work/test.log)"; }
-grep -E '^\[test\].*done in|passed|failed' "$work/test.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 12
+sed 's/\x1b\[[0-9;]*m//g' "$work/test.log" | grep -E '^\[(setup|test)\].*done in|^=+ .*(passed|failed)' | tail -n 12
 finish
 log "cold start passed on $(date -u +%Y-%m-%d) ($(nproc) cores)"

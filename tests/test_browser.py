@@ -481,7 +481,7 @@ def check_notebook(browser, lab: LabServer, expected: Expected, kernel: str = KE
                 pass
         context.close()
         try:
-            lab.shut_down_sessions()  # one kernel at a time: they share evcxr's build folder
+            lab.shut_down_sessions()  # one kernel at a time: the notebooks are timed on 2 cores
         except Exception:
             pass
 
