@@ -60,21 +60,6 @@ seed_key() {
 }
 seed_ok() { [ "$(cat "$CONVLAB_EVCXR_SEED/.convlab-warm" 2>/dev/null)" = "$(seed_key)" ]; }
 
-# evcxr compiles the crates again in its own way (as dynamic libraries), so libtorch's C++
-# wrapper is compiled twice, for the command-line tool and for the kernels: with ccache (see
-# env.sh) the second time takes seconds. Installed when running as root; optional otherwise.
-want_ccache() {
-  command -v ccache >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing ccache (apt-get): the kernels' build then reuses libtorch's C++ wrapper"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ccache; } >/dev/null; then
-      log "note: apt-get could not install ccache"
-    fi
-  fi
-  command -v ccache >/dev/null 2>&1 ||
-    log "note: without ccache the first setup compiles libtorch's C++ wrapper twice (about 4 minutes more); 'apt-get install ccache' avoids it"
-}
-
 # The tools that must be there before anything is installed.
 check_tools() {
   command -v cargo >/dev/null 2>&1 ||
@@ -120,7 +105,11 @@ fi
 
 step "checking the tools" "install what the message above names"
 check_tools
-want_ccache
+# evcxr compiles the crates again in its own way (as dynamic libraries), so libtorch's C++
+# wrapper is compiled twice, for the command-line tool and for the kernels: with ccache (see
+# env.sh) the second time takes seconds. Installed when running as root; optional otherwise.
+want_packages "the first setup compiles libtorch's C++ wrapper twice (about 2 minutes more)" \
+  "command -v ccache" ccache
 . "$CONVLAB_ROOT/scripts/env.sh" # again: ccache may be new
 mkdir -p "$CONVLAB_CACHE"
 

@@ -76,17 +76,31 @@ with_heartbeat() {
 need_packages() {
   local why=$1 check=$2
   shift 2
-  if eval "$check" >/dev/null 2>&1; then
-    return 0
-  fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing $* (apt-get): $why"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-    eval "$check" >/dev/null 2>&1 || die "installed $* but the check still fails: $check"
-  else
-    die "$why; install them, e.g.
+  eval "$check" >/dev/null 2>&1 && return 0
+  apt_install_as_root "$why" "$@"
+  eval "$check" >/dev/null 2>&1 && return 0
+  die "$why; install them, e.g.
   sudo apt-get install $*
 then run the same command again."
+}
+
+# Packages that help but are not needed: installed as root, else only a note.
+#   want_packages "what they give" COMMAND-CHECK PACKAGE...
+want_packages() {
+  local why=$1 check=$2
+  shift 2
+  eval "$check" >/dev/null 2>&1 && return 0
+  apt_install_as_root "$why" "$@"
+  eval "$check" >/dev/null 2>&1 || log "note: without $* $why; 'apt-get install $*' gives it"
+}
+
+# apt-get install, when this is root on a machine with apt-get; quiet otherwise.
+apt_install_as_root() {
+  local why=$1
+  shift
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+  log "installing $* (apt-get): $why"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >/dev/null; then
+    log "note: apt-get could not install $*"
   fi
 }
