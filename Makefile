@@ -41,3 +41,9 @@ fetch-weights fetch-cifar fetch-data: setup
 BENCH_ARGS ?=
 bench-notebooks: setup
 	. scripts/env.sh && python tools/nbbench.py --notebooks 01 02 03 $(BENCH_ARGS)
+
+# The student release, without the answers: build/release/convlab-student/ and its .tar.gz
+# (tools/release.py; tests/test_release.py checks that no answer line is in it).
+.PHONY: release
+release:
+	. scripts/env.sh && python tools/release.py
