@@ -8,7 +8,10 @@
 //!   update for update (see its docs for why this is not `tch::nn::Sgd`).
 //! * [`fit`] trains with an [`ImageDataGenerator`], prints a progress line as it goes,
 //!   evaluates on the test set after every epoch, and saves a checkpoint that a later run
-//!   resumes from.
+//!   resumes from — only a run with the same settings: a checkpoint records a [`RunSpec`]
+//!   (model, optimiser, augmentation, data, batch size, seed), and changed settings train a
+//!   fresh run in a new folder next to it ([`choose_run_dir`]). Notebooks get a checkpoint
+//!   folder of their own ([`checkpoint_dir`]).
 //!
 //! ```
 //! use convlab::train::{cifar_cnn, KerasSgd};
@@ -25,6 +28,12 @@
 use crate::augment::ImageDataGenerator;
 use crate::error::{Error, Result};
 pub use crate::summary::{Summary, SummaryRow};
+
+mod checkpoint;
+pub use checkpoint::{
+    checkpoint_dir, choose_run_dir, load_checkpoint, notebook_folder, save_checkpoint, AugmentSpec,
+    DataSpec, ModelSpec, OptimizerSpec, Progress, RunDir, RunSpec,
+};
 use ndarray::{Array2, Array4, Axis};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -452,7 +461,7 @@ impl Default for FitOptions {
 }
 
 /// The numbers of one epoch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochStats {
     /// 1, 2, …
     pub epoch: usize,
@@ -665,164 +674,6 @@ fn duration(secs: f64) -> String {
     }
 }
 
-const PROGRESS_FILE: &str = "progress.txt";
-const MODEL_FILE: &str = "model.safetensors";
-const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-
-/// What the checkpoint's sidecar file records.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Progress {
-    /// Identifies the run's data and batch size; a checkpoint of another run is refused.
-    pub fingerprint: String,
-    /// Updates made (the optimiser's `iterations`).
-    pub iterations: u64,
-    /// The finished epochs.
-    pub history: History,
-}
-
-impl Progress {
-    fn to_text(&self) -> String {
-        let mut s = format!(
-            "# convlab checkpoint: finished epochs of a CIFAR-10 run\nfingerprint {}\niterations {}\n",
-            self.fingerprint, self.iterations
-        );
-        for e in &self.history.epochs {
-            s += &format!(
-                "epoch {} {} {} {} {} {} {}\n",
-                e.epoch,
-                e.train_loss,
-                e.train_accuracy,
-                e.test_loss,
-                e.test_accuracy,
-                e.seconds,
-                e.images_per_sec
-            );
-        }
-        s
-    }
-
-    fn parse(path: &Path, text: &str) -> Result<Progress> {
-        let bad = |line: &str| {
-            Error::format(
-                path,
-                format!("unreadable line {line:?}; delete the checkpoint folder to start again"),
-            )
-        };
-        let mut p = Progress {
-            fingerprint: String::new(),
-            iterations: 0,
-            history: History::default(),
-        };
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
-            let (key, rest) = line.split_once(' ').ok_or_else(|| bad(line))?;
-            match key {
-                "fingerprint" => p.fingerprint = rest.to_string(),
-                "iterations" => p.iterations = rest.parse().map_err(|_| bad(line))?,
-                "epoch" => {
-                    let v: Vec<f64> = rest
-                        .split_whitespace()
-                        .map(|x| x.parse::<f64>())
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(|_| bad(line))?;
-                    if v.len() != 7 {
-                        return Err(bad(line));
-                    }
-                    p.history.epochs.push(EpochStats {
-                        epoch: v[0] as usize,
-                        train_loss: v[1],
-                        train_accuracy: v[2],
-                        test_loss: v[3],
-                        test_accuracy: v[4],
-                        seconds: v[5],
-                        images_per_sec: v[6],
-                    });
-                }
-                _ => return Err(bad(line)),
-            }
-        }
-        Ok(p)
-    }
-
-    /// Reads the sidecar file of the checkpoint in `dir`, if there is one.
-    pub fn read(dir: &Path) -> Result<Option<Progress>> {
-        let path = dir.join(PROGRESS_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        Progress::parse(&path, &text).map(Some)
-    }
-}
-
-fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&named, path).map_err(|e| Error::format(path, e.to_string()))
-}
-
-/// Saves the model, the optimiser and the progress into `dir`: each file is written next to
-/// its place and renamed into it, the progress file last, so a run cut off while saving
-/// resumes from the previous epoch.
-pub fn save_checkpoint(
-    dir: &Path,
-    vs: &nn::VarStore,
-    opt: &KerasSgd,
-    progress: &Progress,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let part = |name: &str| dir.join(format!("{name}.part"));
-    save_vars(vs, &part(MODEL_FILE))?;
-    opt.save(&part(OPTIMIZER_FILE))?;
-    let p = part(PROGRESS_FILE);
-    std::fs::write(&p, progress.to_text()).map_err(|e| Error::io(&p, e))?;
-    for name in [MODEL_FILE, OPTIMIZER_FILE, PROGRESS_FILE] {
-        std::fs::rename(part(name), dir.join(name)).map_err(|e| Error::io(dir.join(name), e))?;
-    }
-    Ok(())
-}
-
-/// Restores the model and optimiser saved in `dir`; returns the progress, or `None` when
-/// there is no checkpoint there.
-pub fn load_checkpoint(
-    dir: &Path,
-    vs: &mut nn::VarStore,
-    opt: &mut KerasSgd,
-) -> Result<Option<Progress>> {
-    let Some(progress) = Progress::read(dir)? else {
-        return Ok(None);
-    };
-    let model = dir.join(MODEL_FILE);
-    vs.load(&model).map_err(|e| {
-        Error::format(
-            &model,
-            format!(
-                "{e}; the checkpoint is of another model: delete {} to start again",
-                dir.display()
-            ),
-        )
-    })?;
-    opt.load(&dir.join(OPTIMIZER_FILE))?;
-    opt.iterations = progress.iterations;
-    Ok(Some(progress))
-}
-
-/// A checkpoint folder for a run called `name`: `CONVLAB_CHECKPOINT_DIR` when set, else
-/// `data/checkpoints`, then `name`.
-pub fn checkpoint_dir(name: &str) -> PathBuf {
-    let root = match std::env::var_os("CONVLAB_CHECKPOINT_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => crate::data::data_dir().join("checkpoints"),
-    };
-    root.join(name)
-}
-
 /// Trains `model` (whose weights live in `vs`) with `opt` on `(x_train, y_train)`, augmented
 /// and standardised by the fitted `datagen`, and tests it on `(x_test, y_test)` (standardised,
 /// not augmented) after every epoch.
@@ -831,7 +682,10 @@ pub fn checkpoint_dir(name: &str) -> PathBuf {
 /// left), and inside long epochs a progress line every `report_every` seconds. (In Jupyter
 /// with the Rust kernel, output arrives line by line, so these are whole lines rather than
 /// one line redrawn with `\r`.) With a `checkpoint_dir`, saves after every epoch and, when a
-/// checkpoint of the same run is there, resumes after its last finished epoch.
+/// checkpoint of the same run is there, resumes after its last finished epoch; a checkpoint
+/// of a run with other settings (model, optimiser, augmentation, data, batch size, seed) is
+/// left alone and the run trains in a new folder next to it, saying so in one line (see
+/// [`choose_run_dir`]).
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     model: &impl ModuleT,
@@ -859,39 +713,33 @@ pub fn fit(
             "batch_size must be at least 1 (the seed uses 32)".into(),
         ));
     }
-    let fingerprint = format!(
-        "train={} test={} batch={} weights={}",
-        n,
-        x_test.len_of(Axis(0)),
-        options.batch_size,
-        vs.variables().values().map(|t| t.numel()).sum::<usize>()
-    );
     let mut history = History::default();
-    if let Some(dir) = &options.checkpoint_dir {
-        if let Some(p) = Progress::read(dir)? {
-            if p.fingerprint != fingerprint {
-                return Err(Error::format(
-                    dir.join(PROGRESS_FILE),
-                    format!(
-                        "this checkpoint is of another run ({}), not this one ({fingerprint}); delete {} or choose another checkpoint folder",
-                        p.fingerprint,
-                        dir.display()
-                    ),
-                ));
+    let run_dir = match &options.checkpoint_dir {
+        Some(base) => {
+            let spec = RunSpec::describe(
+                model, vs, opt, datagen, x_train, y_train, x_test, y_test, options,
+            )?;
+            let run = choose_run_dir(base, &spec)?;
+            if let Some(note) = &run.note {
+                println!("{note}");
             }
-            let p = load_checkpoint(dir, vs, opt)?.expect("progress exists");
-            println!(
-                "resuming from {} after epoch {} ({} updates made)",
-                dir.display(),
-                p.history.epochs.len(),
-                p.iterations
-            );
-            history = p.history;
-            for e in &history.epochs {
-                println!("{}", epoch_line(e, options.epochs));
+            if run.resume {
+                let p = load_checkpoint(&run.dir, vs, opt)?.expect("progress exists");
+                println!(
+                    "resuming from {} after epoch {} ({} updates made)",
+                    run.dir.display(),
+                    p.epochs.len(),
+                    p.iterations
+                );
+                history = p.history();
+                for e in &history.epochs {
+                    println!("{}", epoch_line(e, options.epochs));
+                }
             }
+            Some((run.dir, spec))
         }
-    }
+        None => None,
+    };
     let device = options.device;
     let x_test_t = to_tensor(&datagen.standardize_all(x_test)?, device);
     let y_test_t = labels_tensor(y_test, device);
@@ -964,11 +812,11 @@ pub fn fit(
         );
         let _ = std::io::stdout().flush();
         history.epochs.push(stats);
-        if let Some(dir) = &options.checkpoint_dir {
+        if let Some((dir, spec)) = &run_dir {
             let progress = Progress {
-                fingerprint: fingerprint.clone(),
+                run: spec.clone(),
                 iterations: opt.iterations,
-                history: history.clone(),
+                epochs: history.epochs.clone(),
             };
             save_checkpoint(dir, vs, opt, &progress)?;
         }
@@ -1121,24 +969,37 @@ mod tests {
 
     #[test]
     fn progress_round_trips() {
+        let mut run = RunSpec::default();
+        run.optimizer.lr = 0.01;
+        run.model.probe = vec![0.1, -2.5e-7, 3.0];
+        run.model.parameters = vec![("conv1.weight".into(), vec![32, 3, 3, 3])];
         let p = Progress {
-            fingerprint: "train=10 test=2 batch=4 weights=5".into(),
+            run,
             iterations: 9,
-            history: History {
-                epochs: vec![EpochStats {
-                    epoch: 1,
-                    train_loss: 2.25,
-                    train_accuracy: 0.125,
-                    test_loss: 2.0,
-                    test_accuracy: 0.5,
-                    seconds: 1.5,
-                    images_per_sec: 100.0,
-                }],
-            },
+            epochs: vec![EpochStats {
+                epoch: 1,
+                train_loss: 2.25,
+                train_accuracy: 0.1,
+                test_loss: 2.0 / 3.0,
+                test_accuracy: 0.5,
+                seconds: 1.5,
+                images_per_sec: 100.0,
+            }],
         };
-        let back = Progress::parse(Path::new("x"), &p.to_text()).unwrap();
-        assert_eq!(back, p);
-        assert!(Progress::parse(Path::new("x"), "epoch 1 2").is_err());
+        let dir = std::env::temp_dir().join(format!("convlab-progress-{}", std::process::id()));
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = cifar_cnn(&vs.root());
+        let opt = KerasSgd::seed_settings(&vs).unwrap();
+        save_checkpoint(&dir, &vs, &opt, &p).unwrap();
+        let back = Progress::read(&dir).unwrap().unwrap();
+        assert_eq!(back, p, "floats come back exactly");
+        std::fs::write(dir.join("progress.json"), "{\"run\": 1}").unwrap();
+        let err = Progress::read(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("progress.json") && err.contains("delete"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
