@@ -1,68 +1,244 @@
-//! Direct vs fast `convolve` on the portrait, side by side.
+//! The convolutions of this crate on the portrait and on a 4096×4096 picture, grey and
+//! colour, with the machine's memory bandwidth as the floor of the large picture.
 //!
-//! `cargo bench -p convlab --bench convolve` prints megapixels per second and the ratio.
-//! The portrait comes from `data/` (run the setup first) and falls back to a random
-//! 606×517 picture of the same size when it is missing.
+//! `cargo bench --profile dev -p convlab --bench convolve` prints one line per case: median
+//! megapixels per second over several samples, with the slowest and fastest sample.
+//! `-- --json FILE` also writes the figures for `tools/bench.py` (`make bench`), which puts
+//! them beside the Python stack's in BENCHMARKS.md; `-- --quick` takes fewer and shorter samples, `-- --fast-only` leaves out the direct method.
+//!
+//! Cases: the seed's direct [`convolve`]; [`convolve_fast`] (one thread); and
+//! [`convolve_fast_threads`] on every core. Grey is the 3×3 horizontal-edge filter of the quiz,
+//! colour the 3×3×3 brown filter. The floor: copying the picture into a buffer that is
+//! already in memory reads and writes each byte once, as a convolution must at least read its
+//! input and write its output; `copy` measures that rate (bytes read + written per second),
+//! and the convolution's floor is its own bytes read + written at that rate.
+//!
+//! The portrait comes from `data/` (run the setup first) and falls back to a random 606×517
+//! picture of the same size when it is missing.
 
-use convlab::conv::{convolve, convolve_fast};
-use ndarray::Array3;
+use convlab::conv::{convolve, convolve_fast, convolve_fast_threads};
+use ndarray::{Array2, Array3, ArrayD};
+use std::hint::black_box;
 use std::time::Instant;
 
-/// A named case: the direct and the fast run of one convolution.
-type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
+/// Median, fastest and slowest seconds per call over the samples.
+struct Timing {
+    median: f64,
+    min: f64,
+    max: f64,
+    samples: usize,
+}
 
-fn time<F: FnMut()>(mut f: F, min_secs: f64) -> f64 {
-    f(); // warm up
-    let start = Instant::now();
-    let mut runs = 0u32;
-    while start.elapsed().as_secs_f64() < min_secs || runs < 3 {
-        f();
-        runs += 1;
+/// `samples` samples of `f`, each as many calls as fill `sample_secs` (at least one), after a
+/// warm-up call.
+fn time<F: FnMut()>(mut f: F, samples: usize, sample_secs: f64) -> Timing {
+    let t = Instant::now();
+    f();
+    let once = t.elapsed().as_secs_f64().max(1e-9);
+    let calls = ((sample_secs / once) as usize).max(1);
+    let mut per_call: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls {
+                f();
+            }
+            t.elapsed().as_secs_f64() / calls as f64
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    Timing {
+        median: per_call[samples / 2],
+        min: per_call[0],
+        max: per_call[samples - 1],
+        samples,
     }
-    start.elapsed().as_secs_f64() / f64::from(runs)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// One measured case, printed and kept for the JSON file.
+struct Row {
+    picture: &'static str,
+    kind: &'static str,
+    method: &'static str,
+    threads: usize,
+    pixels: usize,
+    timing: Timing,
+    load: String,
+}
+
+impl Row {
+    fn json(&self) -> String {
+        format!(
+            "{{\"picture\": \"{}\", \"kind\": \"{}\", \"method\": \"{}\", \"threads\": {}, \"pixels\": {}, \
+             \"median_s\": {:e}, \"min_s\": {:e}, \"max_s\": {:e}, \"samples\": {}, \"load\": \"{}\"}}",
+            self.picture,
+            self.kind,
+            self.method,
+            self.threads,
+            self.pixels,
+            self.timing.median,
+            self.timing.min,
+            self.timing.max,
+            self.timing.samples,
+            self.load
+        )
+    }
+}
+
+fn random_picture(h: usize, w: usize, c: usize) -> Array3<f32> {
+    // A cheap pseudo-random fill (the speed does not depend on the values).
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    Array3::from_shape_simple_fn((h, w, c), || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 256) as f32
+    })
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let fast_only = args.iter().any(|a| a == "--fast-only");
+    let json = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1).cloned());
+    let (samples, secs) = if quick { (3, 0.05) } else { (7, 0.25) };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
     let path = convlab::data::data_dir().join("grace_hopper.jpg");
-    let colour: Array3<f32> = convlab::image::load_colour(&path).unwrap_or_else(|e| {
+    let portrait: Array3<f32> = convlab::image::load_colour(&path).unwrap_or_else(|e| {
         eprintln!("({e}; using a random picture of the same size)");
-        Array3::from_shape_fn((606, 517, 3), |(i, j, c)| {
-            ((i * 31 + j * 17 + c * 7) % 256) as f32
-        })
+        random_picture(606, 517, 3)
     });
-    let grey = convlab::image::grey_from_colour(&colour.view());
-    let f2 = convlab::filters::horizontal_edge();
-    let f3 = convlab::filters::brown();
-    let mpix = (grey.len() as f64) / 1e6;
+    let large = random_picture(4096, 4096, 3);
+    let grey_filter = convlab::filters::horizontal_edge().into_dyn();
+    let colour_filter = convlab::filters::brown().into_dyn();
+
     println!(
-        "convolve on a {}×{} picture (valid, output = input − 3 + 1)",
-        grey.nrows(),
-        grey.ncols()
+        "convolve, valid (output = input − filter + 1); {cores} cores; load average at start {}",
+        load_average()
     );
     println!(
-        "{:<14} {:>12} {:>12} {:>8}",
-        "case", "direct MP/s", "fast MP/s", "ratio"
+        "{:<9} {:<7} {:<17} {:>7} {:>10} {:>21}  load",
+        "picture", "kind", "method", "threads", "MP/s", "ms (min–max)"
     );
-    let cases: [Case; 2] = [
-        (
-            "grey 3×3",
-            Box::new(|| drop(std::hint::black_box(convolve(&grey, &f2).unwrap()))),
-            Box::new(|| drop(std::hint::black_box(convolve_fast(&grey, &f2).unwrap()))),
-        ),
-        (
-            "colour 3×3×3",
-            Box::new(|| drop(std::hint::black_box(convolve(&colour, &f3).unwrap()))),
-            Box::new(|| drop(std::hint::black_box(convolve_fast(&colour, &f3).unwrap()))),
-        ),
-    ];
-    for (name, mut direct, mut fast) in cases {
-        let td = time(&mut direct, 1.0);
-        let tf = time(&mut fast, 1.0);
-        println!(
-            "{name:<14} {:>12.1} {:>12.1} {:>7.1}×",
-            mpix / td,
-            mpix / tf,
-            td / tf
-        );
+    let mut rows: Vec<Row> = Vec::new();
+    for (picture, colour) in [("portrait", &portrait), ("4096", &large)] {
+        let grey: Array2<f32> = convlab::image::grey_from_colour(&colour.view());
+        let pixels = grey.len();
+        let grey = grey.into_dyn();
+        let colour = colour.view().into_dyn().to_owned();
+        let cases: [(&str, &ArrayD<f32>, &ArrayD<f32>); 2] = [
+            ("grey", &grey, &grey_filter),
+            ("colour", &colour, &colour_filter),
+        ];
+        for (kind, image, filter) in cases {
+            // The direct method takes seconds on the large picture: fewer, single-call samples.
+            let direct = if fast_only {
+                time(|| (), 1, 0.0)
+            } else if picture == "4096" {
+                time(
+                    || drop(black_box(convolve(image, filter).unwrap())),
+                    if quick { 1 } else { 3 },
+                    0.0,
+                )
+            } else {
+                time(
+                    || drop(black_box(convolve(image, filter).unwrap())),
+                    samples.min(5),
+                    secs,
+                )
+            };
+            let measured = [
+                ("direct", 1, direct),
+                (
+                    "fast",
+                    1,
+                    time(
+                        || drop(black_box(convolve_fast(image, filter).unwrap())),
+                        samples,
+                        secs,
+                    ),
+                ),
+                (
+                    "fast",
+                    cores,
+                    time(
+                        || {
+                            drop(black_box(
+                                convolve_fast_threads(image, filter, cores).unwrap(),
+                            ))
+                        },
+                        samples,
+                        secs,
+                    ),
+                ),
+            ];
+            for (method, threads, timing) in measured {
+                if fast_only && method == "direct" {
+                    continue;
+                }
+                rows.push(Row {
+                    picture,
+                    kind,
+                    method,
+                    threads,
+                    pixels,
+                    timing,
+                    load: load_average(),
+                });
+                print_row(rows.last().unwrap());
+            }
+        }
+        if picture == "4096" {
+            // The floor: a copy of the grey and of the colour picture into memory already touched.
+            for (kind, samples_per_pixel) in [("grey", 1), ("colour", 3)] {
+                let source = vec![1.0f32; pixels * samples_per_pixel];
+                let mut target = vec![0.0f32; source.len()];
+                let timing = time(|| target.copy_from_slice(black_box(&source)), samples, secs);
+                rows.push(Row {
+                    picture,
+                    kind,
+                    method: "copy",
+                    threads: 1,
+                    pixels,
+                    timing,
+                    load: load_average(),
+                });
+                print_row(rows.last().unwrap());
+            }
+        }
     }
+    if let Some(path) = json {
+        let body: Vec<String> = rows.iter().map(|r| format!("  {}", r.json())).collect();
+        std::fs::write(&path, format!("[\n{}\n]\n", body.join(",\n")))
+            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+        println!("wrote {path}");
+    }
+}
+
+fn print_row(r: &Row) {
+    let t = &r.timing;
+    println!(
+        "{:<9} {:<7} {:<17} {:>7} {:>10.1} {:>21}  {}",
+        r.picture,
+        r.kind,
+        r.method,
+        r.threads,
+        r.pixels as f64 / t.median / 1e6,
+        format!(
+            "{:.3} ({:.3}–{:.3})",
+            t.median * 1e3,
+            t.min * 1e3,
+            t.max * 1e3
+        ),
+        r.load
+    );
 }

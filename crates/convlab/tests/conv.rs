@@ -1,7 +1,7 @@
 //! Convolutions: worked examples, fast == direct, and errors that name the shapes.
 
-use convlab::conv::{convolve, convolve_fast, multiply_sum};
-use ndarray::{array, Array2, Array3};
+use convlab::conv::{convolve, convolve_fast, convolve_fast_threads, multiply_sum};
+use ndarray::{array, Array2, Array3, Axis};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 #[test]
@@ -225,4 +225,145 @@ fn direct_and_fast_match_libtorch_conv2d() {
             assert!(err <= 1e-5, "fast, grey {h}×{w} / {kh}×{kw}: {err}");
         }
     }
+}
+
+/// The valid cross-correlation of an (H, W, C) image with a (kh, kw, C) filter in float64,
+/// straight from the definition: the reference for the fast path.
+fn reference(image: &Array3<f32>, filter: &Array3<f32>) -> Array2<f64> {
+    let ((h, w, c), (kh, kw, _)) = (image.dim(), filter.dim());
+    Array2::from_shape_fn((h - kh + 1, w - kw + 1), |(y, x)| {
+        let mut sum = 0.0f64;
+        for i in 0..kh {
+            for j in 0..kw {
+                for ch in 0..c {
+                    sum += f64::from(filter[[i, j, ch]]) * f64::from(image[[y + i, x + j, ch]]);
+                }
+            }
+        }
+        sum
+    })
+}
+
+/// ‖got − want‖ / ‖want‖, in float64.
+fn rel_err_f64(got: &Array2<f32>, want: &Array2<f64>) -> f64 {
+    assert_eq!(got.dim(), want.dim());
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, w)| (f64::from(g) - w).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|w| w * w).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+/// The tolerance of the issue: 1e-5, or 1e-4 for filters of over 1,000 weights.
+fn tolerance(weights: usize) -> f64 {
+    if weights > 1000 {
+        1e-4
+    } else {
+        1e-5
+    }
+}
+
+/// Checks convolve_fast (and its threaded twin) of `image` with every filter size from 1×1 to
+/// the image's own size against the float64 reference; `grey` also checks the 2-D form.
+fn check_every_filter_size(image: &Array3<f32>, rng: &mut StdRng, grey: bool) {
+    let (h, w, c) = image.dim();
+    for kh in 1..=h {
+        for kw in 1..=w {
+            let filter = Array3::from_shape_fn((kh, kw, c), |_| rng.random_range(-1.0f32..1.0));
+            let want = reference(image, &filter);
+            let fast = convolve_fast(image, &filter).unwrap();
+            let err = rel_err_f64(&fast, &want);
+            assert!(
+                err <= tolerance(kh * kw * c),
+                "{h}×{w}×{c} image, {kh}×{kw}×{c} filter: relative error {err:e}"
+            );
+            // Rows split between threads are computed the same way: the same numbers.
+            assert_eq!(convolve_fast_threads(image, &filter, 3).unwrap(), fast);
+            if grey {
+                let (image2, filter2) =
+                    (image.index_axis(Axis(2), 0), filter.index_axis(Axis(2), 0));
+                assert_eq!(
+                    convolve_fast(&image2, &filter2).unwrap(),
+                    fast,
+                    "grey {kh}×{kw}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_matches_float64_for_every_filter_size_grey_and_1_to_4_channels() {
+    let mut rng = StdRng::seed_from_u64(14);
+    // Widths past the 16 lanes of one AVX-512 register, so that whole and partial vectors
+    // both occur; 6 channels take the general path of channel splitting.
+    for (h, w, c) in [(7, 37, 1), (6, 21, 2), (5, 19, 3), (5, 18, 4), (4, 9, 6)] {
+        let image = Array3::from_shape_fn((h, w, c), |_| rng.random_range(0.0f32..255.0));
+        check_every_filter_size(&image, &mut rng, c == 1);
+    }
+}
+
+#[test]
+fn fast_matches_float64_for_large_filters() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let image = Array3::from_shape_fn((64, 80, 4), |_| rng.random_range(0.0f32..255.0));
+    for (kh, kw, c) in [
+        (64, 80, 4),
+        (63, 70, 4),
+        (40, 77, 3),
+        (64, 80, 1),
+        (50, 33, 2),
+    ] {
+        let image = image.slice(ndarray::s![.., .., ..c]).to_owned();
+        let filter = Array3::from_shape_fn((kh, kw, c), |_| rng.random_range(-1.0f32..1.0));
+        let err = rel_err_f64(
+            &convolve_fast(&image, &filter).unwrap(),
+            &reference(&image, &filter),
+        );
+        assert!(
+            err <= tolerance(kh * kw * c),
+            "{kh}×{kw}×{c}: relative error {err:e}"
+        );
+    }
+}
+
+#[test]
+fn threads_split_the_rows_and_give_the_same_numbers() {
+    let mut rng = StdRng::seed_from_u64(16);
+    let image = Array3::from_shape_fn((50, 40, 3), |_| rng.random_range(0.0f32..255.0));
+    let filter = convlab::filters::brown();
+    let one = convolve_fast(&image, &filter).unwrap();
+    // 0 = every core; more threads than output rows leaves some without work.
+    for threads in [0, 2, 7, 48, 100] {
+        assert_eq!(
+            convolve_fast_threads(&image, &filter, threads).unwrap(),
+            one,
+            "{threads} threads"
+        );
+    }
+}
+
+#[test]
+fn nan_under_a_zero_weight_is_still_an_error() {
+    // The fast path skips zero weights; a NaN it never multiplies must still be reported.
+    let mut img = Array2::<f32>::ones((6, 6));
+    img[[1, 4]] = f32::NAN;
+    let f = convlab::filters::horizontal_edge(); // its middle row is zero
+    for threads in [1, 2] {
+        let e = convolve_fast_threads(&img, &f, threads)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NaN") && e.contains("[1, 4]"), "{e}");
+    }
+    let mut f = convlab::filters::outline();
+    f[[2, 2]] = f32::INFINITY;
+    let e = convolve_fast(&Array2::<f32>::ones((6, 6)), &f)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("filter holds inf") && e.contains("[2, 2]"),
+        "{e}"
+    );
 }
