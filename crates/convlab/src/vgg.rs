@@ -514,7 +514,42 @@ impl Model {
     /// `model.layers[i]`, or a name) and returns that layer's output, `(N, …)`.
     pub fn forward_to(&self, x: &Tensor, which: impl LayerRef) -> Result<Tensor> {
         let last = which.index_in(self)?;
+        Ok(self.run(x, &[last])?.pop().expect("one layer asked for"))
+    }
+
+    /// Runs a batch once through the layers and returns the outputs of each layer in `which`
+    /// (positions or names, in any order), in the order asked: what [`forward_to`](Self::forward_to)
+    /// gives for each, in a single pass.
+    ///
+    /// ```
+    /// use convlab::vgg::{Activation, Model};
+    /// let mut m = Model::new([3, 8, 8], tch::Device::Cpu)?;
+    /// m.add_zero_padding(1)?;
+    /// m.add_conv("features.0", 4, Activation::Relu)?;
+    /// m.add_max_pool(2, 2)?;
+    /// let x = tch::Tensor::ones([1, 3, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
+    /// let outs = m.forward_layers(&x, &[2usize, 1])?;
+    /// assert!(outs[0].equal(&m.forward_to(&x, 2usize)?));
+    /// assert_eq!(outs[1].size(), vec![1, 4, 8, 8]); // layer 1: the convolution
+    /// assert!(outs[1].equal(&m.forward_to(&x, "features.0")?));
+    /// # Ok::<(), convlab::Error>(())
+    /// ```
+    pub fn forward_layers<R: LayerRef>(&self, x: &Tensor, which: &[R]) -> Result<Vec<Tensor>> {
+        let wanted = which
+            .iter()
+            .map(|w| w.index_in(self))
+            .collect::<Result<Vec<usize>>>()?;
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(x, &wanted)
+    }
+
+    /// One pass up to the last layer of `wanted`, keeping the output of each layer in it.
+    fn run(&self, x: &Tensor, wanted: &[usize]) -> Result<Vec<Tensor>> {
+        let last = *wanted.iter().max().expect("at least one layer");
         self.check_input(x)?;
+        let mut kept: Vec<Option<Tensor>> = (0..self.layers.len()).map(|_| None).collect();
         tch::no_grad(|| {
             let mut y = x.to_device(self.device());
             let mut i = 0;
@@ -524,19 +559,34 @@ impl Model {
                 // padded picture (the builder makes every convolution stride 1, unpadded).
                 if let (Op::ZeroPadding(p), Some(Op::Conv { conv, activation })) = (
                     &self.layers[i].op,
-                    self.layers.get(i + 1).filter(|_| i < last).map(|l| &l.op),
+                    self.layers
+                        .get(i + 1)
+                        .filter(|_| i < last && !wanted.contains(&i))
+                        .map(|l| &l.op),
                 ) {
                     let out =
                         y.f_conv2d(&conv.ws, conv.bs.as_ref(), [1, 1], [*p, *p], [1, 1], 1)?;
                     y = activate(out, *activation);
-                    i += 2;
-                    continue;
+                    i += 1;
+                } else {
+                    y = self.apply(&self.layers[i], &y)?;
                 }
-                y = self.apply(&self.layers[i], &y)?;
+                if wanted.contains(&i) {
+                    kept[i] = Some(y.shallow_clone());
+                }
                 i += 1;
             }
-            Ok(y)
-        })
+            Ok::<(), Error>(())
+        })?;
+        Ok(wanted
+            .iter()
+            .map(|&i| {
+                kept[i]
+                    .as_ref()
+                    .expect("every wanted layer ran")
+                    .shallow_clone()
+            })
+            .collect())
     }
 
     /// The output of layer `which` for the first picture of the batch, on the CPU, batch axis
