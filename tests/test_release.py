@@ -283,3 +283,99 @@ def test_the_tarball_is_the_folder_and_reproducible(built, tmp_path):
     again = tmp_path / "again"
     release.build(again, log=lambda *a: None)
     assert (again / f"{release.NAME}.tar.gz").read_bytes() == archive, "two builds gave different tarballs"
+
+
+# ---------------------------------------------------------------------------------------------
+# The release's notebook 1, unanswered, with this project's kernel
+
+CACHE = Path(os.environ.get("CONVLAB_CACHE", Path.home() / ".cache" / "convlab"))
+
+
+def private_build_folder(parent: Path, name: str) -> Path:
+    """A copy of the prewarmed seed that no other kernel uses (two kernels must never share a
+    build folder). It lives below $CONVLAB_CACHE, whose .cargo/config.toml keeps the
+    dependencies optimised as in the seed: elsewhere cargo would compile them all again."""
+    folder = parent / name
+    seed = Path(os.environ.get("CONVLAB_EVCXR_SEED", CACHE / "evcxr-seed"))
+    if (seed / "target").is_dir():
+        subprocess.run(["cp", "-a", str(seed), str(folder)], check=True)
+    else:
+        folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def private_cache_dir():
+    """A folder below $CONVLAB_CACHE for this test's build folders, removed afterwards."""
+    import tempfile
+    CACHE.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="evcxr-release-test-", dir=CACHE))
+    yield folder
+    # with the kernels' config folders beside it (rm: many times quicker than shutil.rmtree)
+    subprocess.run(["rm", "-rf", *map(str, folder.parent.glob(folder.name + "*"))], check=False)
+
+
+def test_the_release_notebook_1_runs_unanswered_to_its_end_and_scores_0(built, private_cache_dir, tmp_path):
+    """What a student who has not started gets: `make test`'s notebook check runs notebook 1
+    from the release to its end (every code cell, with the release's own crate), every
+    exercise failing with its todo!() message and no test ✓; graded against the answer
+    notebook, the same file scores 0 of the maximum. Both run at once, each with its own
+    build folder."""
+    from nbgrade_helpers import kernel_ready
+    kernel_ready()
+    folder = built / release.NAME
+    notebook = folder / "notebooks" / "01-convolutions.ipynb"
+    answer = ROOT / "notebooks" / "01-convolutions.ipynb"
+    env = {**os.environ, "EVCXR_TMPDIR": str(private_build_folder(private_cache_dir, "run"))}
+    if not env.get("CONVLAB_DATA_MIRROR") and (ROOT / "data" / "grace_hopper.jpg").is_file():
+        env["CONVLAB_DATA_MIRROR"] = str(ROOT / "data")  # the release's data/ has no pictures
+    executed = tmp_path / "executed"
+    check = subprocess.Popen([sys.executable, str(folder / "tools" / "check.py"), "01", "--out", str(executed)],
+                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    # Meanwhile: grade the unanswered notebook, as handed in, against the answer notebook.
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    shutil.copy(notebook, submissions / "nobody.ipynb")
+    grade_base = private_cache_dir / "grade"
+    grading_error = None
+    try:
+        graded = nbgrade.grade_class(submissions, answer, tmp_path / "grades", workers=1, html=False,
+                                     build_base=grade_base, log=lambda *a: None)
+    except Exception as e:  # reported after the notebook check, which is this test's first point
+        grading_error = e
+    try:
+        report, _ = check.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        check.kill()
+        report, _ = check.communicate()
+        pytest.fail(f"the release's notebook check ran past 15 minutes:\n{report[-3000:]}")
+
+    # 1. It ran to its end, and said so.
+    assert check.returncode == 0, f"tools/check.py of the release failed:\n{report[-4000:]}"
+    ran = nbformat.read(executed / notebook.name, as_version=4)
+    source = nbformat.read(notebook, as_version=4)
+    code = [i for i, c in enumerate(source.cells) if c.cell_type == "code"]
+    assert len(ran.cells) == len(source.cells)
+    not_run = [i for i in code if ran.cells[i].get("execution_count") is None]
+    assert not not_run, f"code cells that did not run: {not_run}\n{report[-3000:]}"
+    # 2. Every exercise fails with its todo!() message; no test passes.
+    stderr = "".join(o.get("text", "") for c in ran.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if o.get("name") == "stderr")
+    exercises = [nbgrade.grade_id(c) for c in source.cells if nbgrade.is_solution(c) and c.cell_type == "code"]
+    assert len(exercises) >= 5
+    silent = [g for g in exercises if f"not yet implemented: {g}:" not in stderr]
+    assert not silent, f"exercises whose todo!() never reported: {silent}\n{report[-3000:]}"
+    tests = [nbgrade.grade_id(c) for c in source.cells if nbgrade.is_test(c)]
+    assert f"0 of {len(tests)} test cells pass" in report, report[-3000:]
+    for gid in tests:
+        assert f"✗ {gid}: " in report, f"{gid} is not listed as failed:\n{report[-3000:]}"
+    # 3. Graded against the answer notebook: 0 of the maximum.
+    if grading_error is not None:
+        pytest.fail("GRADING BROKE (tools/nbgrade.py's grade_class, not the release): "
+                    f"{type(grading_error).__name__}: {grading_error}")
+    [g] = graded
+    points = {r.exercise: r.points for r in g.rows}
+    assert sorted(points) == sorted(tests), f"graded {sorted(points)}, the notebook's tests are {sorted(tests)}"
+    assert sum(r.max for r in g.rows) > 0
+    assert sum(points.values()) == 0, f"an unanswered notebook scored {points}"

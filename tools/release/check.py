@@ -3,6 +3,7 @@
 
     python tools/check.py                          # every notebook in notebooks/
     python tools/check.py 01 notebooks/02-vgg16.ipynb --timeout 300
+    python tools/check.py 01 --out build/checked   # also keep the notebook with its outputs
 
 Each notebook runs in a fresh `rust` kernel, every cell in order, going on after a failure
 (as "Run All" would if it did not stop). A test cell is ✓ when it ran to its end without an
@@ -70,11 +71,31 @@ def what_went_wrong(message: str) -> str:
             if "not yet implemented" in text:
                 return "not answered yet: " + text.split("not yet implemented:", 1)[-1].strip()
             return text
-    errors = [l.strip() for l in lines if re.match(r"^\s*(error|Error)\b", l)]
+    errors = compile_errors(lines)
     if errors:
-        return " / ".join(dict.fromkeys(errors[:3]))
-    text = " ".join(l.strip() for l in lines if l.strip())
-    return text
+        return " / ".join(errors[:2]) + (f" (and {len(errors) - 2} more)" if len(errors) > 2 else "")
+    return " ".join(l.strip() for l in lines if l.strip())
+
+
+def compile_errors(lines: list[str]) -> list[str]:
+    """The compiler's messages, once each, without code excerpts and warnings. evcxr writes
+    them as "[E0425] Error: message", as "error: message", or as a caret line under the code
+    followed by the message."""
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        m = (re.match(r"^\s*\[E\d+\] Error:\s*(.+)$", line) or re.match(r"^\s*error(?:\[E\d+\])?:\s*(.+)$", line))
+        msg = m.group(1).strip() if m else None
+        if msg is None and i > 0 and re.match(r"^\s*\^+", lines[i - 1]) and line and not line[0].isspace():
+            msg = line.strip()
+        if not msg or msg.startswith(("warning", "unused")):
+            continue
+        name = re.match(r"cannot find value `(\w+)` in this scope", msg)
+        if name:
+            msg = (f"`{name.group(1)}` is not defined: did the answer cell that makes it run "
+                   "without an error? (answer it first)")
+        if msg not in found:
+            found.append(msg)
+    return found
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -89,20 +110,28 @@ def passed_line(cell) -> str:
     return lines[-1].lstrip("✓ ").strip() if lines else ""
 
 
-def check(path: Path, timeout: int) -> bool:
+def check(path: Path, timeout: int, out: Path | None = None) -> bool:
     """Runs one notebook and prints its report; True when it ran to its end."""
     import nbformat
-    from nbrun import execute
+    import nbrun
+    from nbclient import NotebookClient
+
+    # A kernel may compile the crate while it starts (after the crate changed): give it the
+    # time a cell gets, not nbclient's default minute.
+    nbrun.NotebookClient = lambda *a, **k: NotebookClient(*a, startup_timeout=timeout, **k)
 
     rel = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
     print(f"\n{rel}: running every cell (a fresh kernel; a minute or two)", flush=True)
     t0 = time.monotonic()
     try:
         nb = nbformat.read(path, as_version=4)
-        result = execute(path, timeout=timeout, notebook=nb)
+        result = nbrun.execute(path, timeout=timeout, notebook=nb)
     except Exception as e:  # the kernel did not start, or the file is not a notebook
         print(f"  could not run {rel}: {type(e).__name__}: {shorten(str(e), 1000)}")
         return False
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        nbformat.write(result.notebook, out / path.name)
     problems = {p.index: p for p in result.problems}
     code = [i for i, c in enumerate(result.notebook.cells) if c.cell_type == "code"]
     not_run = [i for i in code if i not in result.cell_seconds]
@@ -140,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*", help="notebook paths or name prefixes (default: all)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    ap.add_argument("--out", type=Path, help="write the executed notebooks, with their outputs, here")
     args = ap.parse_args(argv)
     notebooks = find_notebooks(args.notebooks)
-    ran = [check(p, args.timeout) for p in notebooks]
+    ran = [check(p, args.timeout, args.out) for p in notebooks]
     if all(ran):
         print(f"\ncheck: {len(notebooks)} notebook(s) ran to their end")
         return 0
