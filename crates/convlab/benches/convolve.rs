@@ -8,7 +8,8 @@
 //!
 //! Cases: the seed's direct [`convolve`]; [`convolve_fast`] (one thread); and
 //! [`convolve_fast_threads`] on every core. Grey is the 3×3 horizontal-edge filter of the quiz,
-//! colour the 3×3×3 brown filter. The floor: copying the picture into a buffer that is
+//! colour the 3×3×3 brown filter; `grey-dense` (fast path only) the
+//! 3×3 outline filter, which has no zero weight to skip. The floor: copying the picture into a buffer that is
 //! already in memory reads and writes each byte once, as a convolution must at least read its
 //! input and write its output; `copy` measures that rate (bytes read + written per second),
 //! and the convolution's floor is its own bytes read + written at that rate.
@@ -120,6 +121,9 @@ fn main() {
     let large = random_picture(4096, 4096, 3);
     let grey_filter = convlab::filters::horizontal_edge().into_dyn();
     let colour_filter = convlab::filters::brown().into_dyn();
+    // The grey filter has 3 zero weights, which the fast path skips: a dense grey filter
+    // (outline) to compare colour with, channel for channel.
+    let dense_filter = convlab::filters::outline().into_dyn();
 
     println!(
         "convolve, valid (output = input − filter + 1); {cores} cores; load average at start {}",
@@ -135,13 +139,14 @@ fn main() {
         let pixels = grey.len();
         let grey = grey.into_dyn();
         let colour = colour.view().into_dyn().to_owned();
-        let cases: [(&str, &ArrayD<f32>, &ArrayD<f32>); 2] = [
+        let cases: [(&str, &ArrayD<f32>, &ArrayD<f32>); 3] = [
             ("grey", &grey, &grey_filter),
             ("colour", &colour, &colour_filter),
+            ("grey-dense", &grey, &dense_filter),
         ];
         for (kind, image, filter) in cases {
             // The direct method takes seconds on the large picture: fewer, single-call samples.
-            let direct = if fast_only {
+            let direct = if fast_only || kind == "grey-dense" {
                 time(|| (), 1, 0.0)
             } else if picture == "4096" {
                 time(
@@ -182,7 +187,7 @@ fn main() {
                 ),
             ];
             for (method, threads, timing) in measured {
-                if fast_only && method == "direct" {
+                if (fast_only || kind == "grey-dense") && method == "direct" {
                     continue;
                 }
                 rows.push(Row {
@@ -217,9 +222,21 @@ fn main() {
         }
     }
     if let Some(path) = json {
+        // The filters too, so that the Python peers (tools/bench.py) use the same weights.
+        let list = |f: &ArrayD<f32>| format!("{:?}", f.iter().collect::<Vec<_>>());
         let body: Vec<String> = rows.iter().map(|r| format!("  {}", r.json())).collect();
-        std::fs::write(&path, format!("[\n{}\n]\n", body.join(",\n")))
-            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+        let filters = format!(
+            "{{\"grey\": {{\"shape\": {:?}, \"values\": {}}}, \"colour\": {{\"shape\": {:?}, \"values\": {}}}}}",
+            grey_filter.shape(),
+            list(&grey_filter),
+            colour_filter.shape(),
+            list(&colour_filter)
+        );
+        let text = format!(
+            "{{\"filters\": {filters},\n\"rows\": [\n{}\n]}}\n",
+            body.join(",\n")
+        );
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
         println!("wrote {path}");
     }
 }
