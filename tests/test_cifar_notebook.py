@@ -91,3 +91,28 @@ def test_notebook_runs_on_test_batches(cifar_test_batches, tmp_path, monkeypatch
     assert len(graded) == 4
     for c in graded:
         assert "✓" in text_of(c), c.source[:80]
+
+
+def solution_lines(cell_source: str) -> list[str]:
+    """The lines between BEGIN SOLUTION and END SOLUTION, stripped, without blank ones."""
+    lines, inside = [], False
+    for line in cell_source.splitlines():
+        if "BEGIN SOLUTION" in line:
+            inside = True
+        elif "END SOLUTION" in line:
+            inside = False
+        elif inside and line.strip():
+            lines.append(line.strip())
+    return lines
+
+
+def test_crate_model_is_not_the_answer_word_for_word():
+    """A student release is checked for solution lines of the answer notebooks in its files:
+    the crate's `train::cifar_cnn` (built from a layer table) must not contain the answer's."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c.get("id") == "cifar-model")
+    answer = set(solution_lines("".join(cell["source"])))
+    assert len(answer) > 10, answer
+    crate = (ROOT / "crates" / "convlab" / "src" / "train.rs").read_text(encoding="utf-8")
+    shared = [line for line in crate.splitlines() if line.strip() in answer]
+    assert not shared, f"train.rs repeats lines of the notebook's answer: {shared}"

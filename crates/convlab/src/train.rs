@@ -234,31 +234,81 @@ impl ModuleT for Stack {
 /// (`log_softmax` + categorical cross-entropy, the same numbers as Keras's softmax layer
 /// followed by `categorical_crossentropy`, computed without overflow).
 pub fn cifar_cnn(p: &nn::Path) -> Stack {
-    Stack::new()
-        .add("conv1", keras_conv2d(p / "conv1", 3, 32, 3, Padding::Same))
-        .add_fn("relu1", |x| x.relu())
-        .add(
-            "conv2",
-            keras_conv2d(p / "conv2", 32, 32, 3, Padding::Valid),
-        )
-        .add_fn("relu2", |x| x.relu())
-        .add_fn("pool1", |x| x.max_pool2d_default(2))
-        .add_fn_t("drop1", |x, train| x.dropout(0.25, train))
-        .add("conv3", keras_conv2d(p / "conv3", 32, 64, 3, Padding::Same))
-        .add_fn("relu3", |x| x.relu())
-        .add(
-            "conv4",
-            keras_conv2d(p / "conv4", 64, 64, 3, Padding::Valid),
-        )
-        .add_fn("relu4", |x| x.relu())
-        .add_fn("pool2", |x| x.max_pool2d_default(2))
-        .add_fn_t("drop2", |x, train| x.dropout(0.25, train))
-        .add_fn("flatten", |x| x.flat_view())
-        .add("dense1", keras_dense(p / "dense1", 64 * 6 * 6, 512))
-        .add_fn("relu5", |x| x.relu())
-        .add_fn_t("drop3", |x, train| x.dropout(0.5, train))
-        .add("dense2", keras_dense(p / "dense2", 512, 10))
+    CIFAR_LAYOUT
+        .iter()
+        .fold(Stack::default(), |stack, (name, part)| {
+            part.append(stack, p, name)
+        })
 }
+
+/// One part of a layer layout (see [`CIFAR_LAYOUT`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Part {
+    /// A Keras convolution: input channels, filters, kernel side, padding.
+    Conv(i64, i64, i64, Padding),
+    /// A Keras dense layer: inputs, units.
+    Dense(i64, i64),
+    /// `max(0, x)`.
+    Relu,
+    /// Max-pooling over `k`×`k` squares, stride `k`.
+    MaxPool(i64),
+    /// Dropout of this fraction, in training only.
+    Dropout(f64),
+    /// One long vector per picture.
+    Flatten,
+}
+
+impl Part {
+    /// `stack` with this part added under `name` (weights at `p / name`).
+    pub fn append(self, stack: Stack, p: &nn::Path, name: &str) -> Stack {
+        match self {
+            Part::Conv(input, filters, k, padding) => {
+                stack.add(name, keras_conv2d(p / name, input, filters, k, padding))
+            }
+            Part::Dense(input, units) => stack.add(name, keras_dense(p / name, input, units)),
+            Part::Relu => stack.add_fn(name, Tensor::relu),
+            Part::MaxPool(k) => stack.add_fn(name, move |t| t.max_pool2d_default(k)),
+            Part::Dropout(rate) => {
+                stack.add_fn_t(name, move |t, training| t.dropout(rate, training))
+            }
+            Part::Flatten => stack.add_fn(name, Tensor::flat_view),
+        }
+    }
+}
+
+/// The seed's model as a table: each layer's name and part, in order ([`cifar_cnn`] builds it).
+///
+/// ```
+/// use convlab::train::{Part, CIFAR_LAYOUT};
+/// let weighted: Vec<&str> = CIFAR_LAYOUT.iter()
+///     .filter(|(_, part)| matches!(part, Part::Conv(..) | Part::Dense(..)))
+///     .map(|(name, _)| *name)
+///     .collect();
+/// assert_eq!(weighted, ["conv1", "conv2", "conv3", "conv4", "dense1", "dense2"]);
+/// ```
+pub const CIFAR_LAYOUT: [(&str, Part); 17] = {
+    use Padding::{Same, Valid};
+    use Part::*;
+    [
+        ("conv1", Conv(3, 32, 3, Same)),
+        ("relu1", Relu),
+        ("conv2", Conv(32, 32, 3, Valid)),
+        ("relu2", Relu),
+        ("pool1", MaxPool(2)),
+        ("drop1", Dropout(0.25)),
+        ("conv3", Conv(32, 64, 3, Same)),
+        ("relu3", Relu),
+        ("conv4", Conv(64, 64, 3, Valid)),
+        ("relu4", Relu),
+        ("pool2", MaxPool(2)),
+        ("drop2", Dropout(0.25)),
+        ("flatten", Flatten),
+        ("dense1", Dense(64 * 6 * 6, 512)),
+        ("relu5", Relu),
+        ("drop3", Dropout(0.5)),
+        ("dense2", Dense(512, 10)),
+    ]
+};
 
 // ---------------------------------------------------------------------------------------
 // The optimiser
