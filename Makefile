@@ -17,8 +17,12 @@ html: setup
 test:
 	scripts/test.sh
 
+# Speed beside the Python stack (BENCHMARKS.md, sections "Convolution" and "Networks"; about 10
+# minutes). SciPy and OpenCV are installed for it alone, into $CONVLAB_CACHE/bench-peers.
+# Quick: make bench BENCH_PY_ARGS=--quick; one part: BENCH_PY_ARGS="--only conv"
+BENCH_PY_ARGS ?=
 bench: setup
-	. scripts/env.sh && cargo bench --profile dev -p convlab
+	. scripts/env.sh && python tools/bench.py $(BENCH_PY_ARGS)
 
 # Student notebooks (solutions blanked, hidden tests removed) from the answer notebooks.
 student:

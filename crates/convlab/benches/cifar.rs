@@ -10,8 +10,9 @@
 //! 2. pictures per second of `ImageDataGenerator::batch` (shift, flip, standardise) against
 //!    the training step. Target: ≥ 5× (augmentation must never be the bottleneck).
 //!
-//! `CONVLAB_BENCH_THREADS` sets the thread count (default: libtorch's default);
-//! `CONVLAB_BENCH_SECONDS` the measuring time of each case (default 8).
+//! Each figure is the median of 3 rounds (the two training sides alternate), with the
+//! slowest and fastest round. `CONVLAB_BENCH_THREADS` sets the thread count (default:
+//! libtorch's default); `CONVLAB_BENCH_SECONDS` the measuring time of each round (default 8).
 
 use convlab::augment::ImageDataGenerator;
 use convlab::cifar::{one_hot, Rng};
@@ -132,6 +133,16 @@ fn augment_rate(seconds: f64) -> f64 {
     (n * BATCH) as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// (median, fastest, slowest) of some rates.
+fn spread(mut rates: Vec<f64>) -> (f64, f64, f64) {
+    rates.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
+}
+
+fn show((median, lo, hi): (f64, f64, f64)) -> String {
+    format!("{median:.1} ({lo:.1}–{hi:.1})")
+}
+
 fn main() {
     if let Ok(t) = std::env::var("CONVLAB_BENCH_THREADS") {
         tch::set_num_threads(t.parse().expect("CONVLAB_BENCH_THREADS is a number"));
@@ -141,43 +152,59 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8.0);
+    const ROUNDS: usize = 3;
     println!("seed CIFAR-10 model, one training step, CPU, batch {BATCH}, {threads} threads");
-    println!("(best of 2 alternating runs each, so that a busy machine favours neither side)");
-    let mut ours = 0.0f64;
-    let mut theirs: Result<(f64, String), String> = Err("not run".into());
-    for _ in 0..2 {
-        ours = ours.max(rust_step_rate(seconds));
-        theirs = match (pytorch_step_rate(threads, seconds), theirs) {
-            (Ok((r, a)), Ok((best, _))) => Ok((r.max(best), a)),
-            (Ok(x), Err(_)) => Ok(x),
-            (Err(e), _) => Err(e),
-        };
+    println!("({ROUNDS} alternating rounds of {seconds} s each side, so that a busy machine favours neither; median (min–max))");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut about = String::new();
+    let mut failure = None;
+    for _ in 0..ROUNDS {
+        ours.push(rust_step_rate(seconds));
+        match pytorch_step_rate(threads, seconds) {
+            Ok((rate, a)) => {
+                theirs.push(rate);
+                about = a;
+            }
+            Err(e) => failure = Some(e),
+        }
     }
-    match theirs {
-        Ok((theirs, about)) => {
-            println!("{:<34} {:>12}", "implementation", "images/s");
-            println!("{:<34} {:>12.1}", "convlab (tch, KerasSgd)", ours);
-            println!("{:<34} {:>12.1}", format!("PyTorch ({about})"), theirs);
+    let ours = spread(ours);
+    println!("{:<34} {:>24}", "implementation", "images/s");
+    println!("{:<34} {:>24}", "convlab (tch, KerasSgd)", show(ours));
+    let theirs = match failure {
+        None => {
+            let theirs = spread(theirs);
+            println!("{:<34} {:>24}", format!("PyTorch ({about})"), show(theirs));
             println!(
-                "{:<34} {:>11.2}×  (target ≥ 1.0×)",
+                "{:<34} {:>23.2}×  (target ≥ 1.0×)",
                 "ratio convlab / PyTorch",
-                ours / theirs
+                ours.0 / theirs.0
             );
+            format!("[{:e}, {:e}, {:e}]", theirs.0, theirs.1, theirs.2)
         }
-        Err(e) => {
-            println!("{:<34} {:>12.1}", "convlab (tch, KerasSgd)", ours);
+        Some(e) => {
             println!("PyTorch comparison skipped: {e}");
+            "null".into()
         }
-    }
+    };
     println!();
-    let aug = augment_rate(seconds.min(4.0));
+    let aug = spread(
+        (0..ROUNDS)
+            .map(|_| augment_rate(seconds.min(4.0) / 2.0))
+            .collect(),
+    );
     println!("augmentation (shift 0.1, flip, standardise), one thread, batch {BATCH}");
-    println!("{:<34} {:>12}", "stage", "images/s");
-    println!("{:<34} {:>12.1}", "augmentation", aug);
-    println!("{:<34} {:>12.1}", "training step", ours);
+    println!("{:<34} {:>24}", "stage", "images/s");
+    println!("{:<34} {:>24}", "augmentation", show(aug));
+    println!("{:<34} {:>24}", "training step", show(ours));
     println!(
-        "{:<34} {:>11.1}×  (target ≥ 5×)",
+        "{:<34} {:>23.1}×  (target ≥ 5×)",
         "ratio augmentation / training",
-        aug / ours
+        aug.0 / ours.0
+    );
+    // For tools/bench.py (make bench), which writes BENCHMARKS.md.
+    println!(
+        "BENCH-JSON {{\"threads\": {threads}, \"batch\": {BATCH}, \"seconds\": {seconds}, \"about\": \"{about}\", \"convlab\": [{:e}, {:e}, {:e}], \"pytorch\": {theirs}, \"augmentation\": [{:e}, {:e}, {:e}]}}",
+        ours.0, ours.1, ours.2, aug.0, aug.1, aug.2
     );
 }

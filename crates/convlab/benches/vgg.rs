@@ -20,8 +20,8 @@ fn sync(dev: Device) {
     }
 }
 
-/// Median seconds per forward pass over `runs` runs after one warm-up.
-fn time_ours(batch: i64, runs: usize) -> f64 {
+/// Seconds per forward pass over `runs` runs after one warm-up: (median, fastest, slowest).
+fn time_ours(batch: i64, runs: usize) -> (f64, f64, f64) {
     let dev = device();
     let vgg = vgg16(dev).expect("VGG-16 builds");
     let x = Tensor::randn([batch, 3, 224, 224], (Kind::Float, dev));
@@ -37,7 +37,7 @@ fn time_ours(batch: i64, runs: usize) -> f64 {
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    times[runs / 2]
+    (times[runs / 2], times[0], times[runs - 1])
 }
 
 const PYTHON: &str = r#"
@@ -66,10 +66,11 @@ for batch in sys.argv[4:]:
             if device == "cuda": torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
     times.sort()
-    print(batch, times[runs // 2], flush=True)
+    print(batch, times[runs // 2], times[0], times[-1], flush=True)
 "#;
 
-fn time_pytorch(threads: i32, runs: usize, dev: Device) -> Option<Vec<(i64, f64)>> {
+/// PyTorch's (batch, median, fastest, slowest) seconds per forward pass.
+fn time_pytorch(threads: i32, runs: usize, dev: Device) -> Option<Vec<(i64, f64, f64, f64)>> {
     let py = convlab::weights::python();
     let devname = if dev.is_cuda() { "cuda" } else { "cpu" };
     let mut cmd = std::process::Command::new(&py);
@@ -103,7 +104,9 @@ fn time_pytorch(threads: i32, runs: usize, dev: Device) -> Option<Vec<(i64, f64)
             .lines()
             .filter_map(|l| {
                 let mut it = l.split_whitespace();
-                Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+                let batch = it.next()?.parse().ok()?;
+                let mut next = || it.next()?.parse::<f64>().ok();
+                Some((batch, next()?, next()?, next()?))
             })
             .collect(),
     )
@@ -125,21 +128,38 @@ fn main() {
     println!(
         "median of {runs} runs after a warm-up; PyTorch with torch.set_num_threads({threads})"
     );
-    let ours: Vec<(i64, f64)> = BATCHES.iter().map(|&b| (b, time_ours(b, runs))).collect();
+    let ours: Vec<(i64, (f64, f64, f64))> =
+        BATCHES.iter().map(|&b| (b, time_ours(b, runs))).collect();
     let theirs = time_pytorch(threads, runs, dev).unwrap_or_default();
     println!(
-        "{:>6} {:>12} {:>12} {:>14} {:>16}",
-        "batch", "convlab s", "PyTorch s", "convlab img/s", "convlab/PyTorch"
+        "{:>6} {:>24} {:>24} {:>14} {:>16}",
+        "batch", "convlab s (min–max)", "PyTorch s (min–max)", "convlab img/s", "convlab/PyTorch"
     );
+    let spread = |(m, lo, hi): (f64, f64, f64)| format!("{m:.3} ({lo:.3}–{hi:.3})");
+    let mut json = Vec::new();
     for (b, t) in ours {
-        let py = theirs.iter().find(|(pb, _)| *pb == b).map(|(_, t)| *t);
+        let py = theirs.iter().find(|p| p.0 == b).map(|p| (p.1, p.2, p.3));
         let (py_s, ratio) = match py {
-            Some(p) => (format!("{p:.3}"), format!("{:.2}×", t / p)),
+            Some(p) => (spread(p), format!("{:.2}×", t.0 / p.0)),
             None => ("—".into(), "—".into()),
         };
         println!(
-            "{b:>6} {t:>12.3} {py_s:>12} {:>14.1} {ratio:>16}",
-            b as f64 / t
+            "{b:>6} {:>24} {py_s:>24} {:>14.1} {ratio:>16}",
+            spread(t),
+            b as f64 / t.0
         );
+        let py = py.map_or("null".into(), |p| {
+            format!("[{:e}, {:e}, {:e}]", p.0, p.1, p.2)
+        });
+        json.push(format!(
+            "{{\"batch\": {b}, \"convlab\": [{:e}, {:e}, {:e}], \"pytorch\": {py}}}",
+            t.0, t.1, t.2
+        ));
     }
+    // For tools/bench.py (make bench), which writes BENCHMARKS.md.
+    println!(
+        "BENCH-JSON {{\"threads\": {threads}, \"runs\": {runs}, \"device\": \"{}\", \"rows\": [{}]}}",
+        describe(dev).replace('"', "'"),
+        json.join(", ")
+    );
 }
