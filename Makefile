@@ -51,3 +51,11 @@ bench-notebooks: setup
 .PHONY: release
 release:
 	. scripts/env.sh && python tools/release.py
+
+# The seed's CIFAR-10 model on the real data (make fetch-cifar first): quick mode (4 000 pictures,
+# 3 epochs) and full mode (50 000, 50 epochs), test accuracy after every epoch; resumes when
+# stopped. Only one mode or fewer epochs: make cifar-accuracy CIFAR_ARGS="quick --epochs 1"
+.PHONY: cifar-accuracy
+CIFAR_ARGS ?=
+cifar-accuracy: setup
+	. scripts/env.sh && cargo run --example cifar_accuracy -p convlab -- $(CIFAR_ARGS)
