@@ -110,11 +110,13 @@ def cargo_bench(name: str, args: list[str], env: dict | None = None) -> str:
 
 def timing(f, samples: int, sample_secs: float) -> dict:
     """Median, fastest and slowest seconds per call over `samples` samples, each of as many calls
-    as fill `sample_secs` (at least one), after one warm-up call: as the Rust benches do."""
-    t = time.perf_counter()
-    f()
-    once = max(time.perf_counter() - t, 1e-9)
-    calls = max(int(sample_secs / once), 1)
+    as fill `sample_secs` (at least one), after one warm-up call (none when `sample_secs` is 0), as
+    the Rust benches do."""
+    calls = 1
+    if sample_secs > 0:  # one call per sample (slow cases) needs no warm-up
+        t = time.perf_counter()
+        f()
+        calls = max(int(sample_secs / max(time.perf_counter() - t, 1e-9)), 1)
     per_call = []
     for _ in range(samples):
         t = time.perf_counter()

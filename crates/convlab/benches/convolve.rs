@@ -31,12 +31,16 @@ struct Timing {
 }
 
 /// `samples` samples of `f`, each as many calls as fill `sample_secs` (at least one), after a
-/// warm-up call.
+/// warm-up call; with `sample_secs = 0`, one call per sample and no warm-up.
 fn time<F: FnMut()>(mut f: F, samples: usize, sample_secs: f64) -> Timing {
-    let t = Instant::now();
-    f();
-    let once = t.elapsed().as_secs_f64().max(1e-9);
-    let calls = ((sample_secs / once) as usize).max(1);
+    // One call per sample (slow cases) needs no warm-up: each sample is seconds long.
+    let calls = if sample_secs > 0.0 {
+        let t = Instant::now();
+        f();
+        ((sample_secs / t.elapsed().as_secs_f64().max(1e-9)) as usize).max(1)
+    } else {
+        1
+    };
     let mut per_call: Vec<f64> = (0..samples)
         .map(|_| {
             let t = Instant::now();
