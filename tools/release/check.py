@@ -79,11 +79,11 @@ def what_went_wrong(message: str) -> str:
 
 def compile_errors(lines: list[str]) -> list[str]:
     """The compiler's messages, once each, without code excerpts and warnings. evcxr writes
-    them as "[E0425] Error: message", as "error: message", or as a caret line under the code
-    followed by the message."""
+    them as "[E0425] Error: message", "Error: message", "error: message", or as a caret line
+    under the code followed by the message."""
     found: list[str] = []
     for i, line in enumerate(lines):
-        m = (re.match(r"^\s*\[E\d+\] Error:\s*(.+)$", line) or re.match(r"^\s*error(?:\[E\d+\])?:\s*(.+)$", line))
+        m = re.match(r"^\s*(?:\[E\d+\]\s*)?(?:error|Error)(?:\[E\d+\])?:\s*(.+)$", line)
         msg = m.group(1).strip() if m else None
         if msg is None and i > 0 and re.match(r"^\s*\^+", lines[i - 1]) and line and not line[0].isspace():
             msg = line.strip()
@@ -91,8 +91,8 @@ def compile_errors(lines: list[str]) -> list[str]:
             continue
         name = re.match(r"cannot find value `(\w+)` in this scope", msg)
         if name:
-            msg = (f"`{name.group(1)}` is not defined: did the answer cell that makes it run "
-                   "without an error? (answer it first)")
+            msg = (f"`{name.group(1)}` is not defined: the cell that makes it failed or did not run "
+                   "(see above; answer the exercises in order)")
         if msg not in found:
             found.append(msg)
     return found

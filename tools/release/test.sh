@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: installs what is missing (scripts/setup.sh), runs the helper crate's tests (is
-# the installation sound?), then runs your notebooks top to bottom, as saved, and lists each
+# `make test`: installs what is missing (scripts/setup.sh), runs the helper crate's unit tests
+# (is the installation sound?), then runs your notebooks top to bottom, as saved, and lists each
 # test cell ✓ or ✗ with what went wrong (tools/check.py).
 #   scripts/test.sh [NOTEBOOK...]    e.g. scripts/test.sh 01   (default: every notebook)
 # It fails only when the crate's tests fail or a notebook could not run to its end; tests of
@@ -14,9 +14,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/steps.sh"
 cd "$CONVLAB_ROOT"
 
-step "the helper crate's tests (the first time compiles them: minutes)" \
+# The crate's unit tests: quick, and enough to show the installation works (its integration
+# tests train networks and compare with PyTorch: minutes, for the course's developers).
+step "the helper crate's unit tests (the first time compiles them: minutes)" \
   "a test of the course's crate failed: its name and message are above; run 'make setup' and try again, then ask your instructor"
-cargo test -p convlab --lib --bins --tests
+cargo test --quiet -p convlab --lib
 
 step "your notebooks, top to bottom" "a notebook could not run to its end: the cell and its message are above"
 # Without CIFAR-10 (make fetch-cifar), notebook 3 runs on small test batches in the official
