@@ -275,6 +275,14 @@ def test_the_release_holds_what_a_student_needs_and_nothing_of_the_instructor(bu
     assert os.access(folder / "scripts" / "test.sh", os.X_OK)
 
 
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_student_test_script_passes_shellcheck(built):
+    folder = built / release.NAME
+    res = subprocess.run(["shellcheck", "-P", "SCRIPTDIR", "-x", "scripts/test.sh"], cwd=folder,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 def test_the_tarball_is_the_folder_and_reproducible(built, tmp_path):
     folder = built / release.NAME
     archive = (built / f"{release.NAME}.tar.gz").read_bytes()
@@ -314,12 +322,17 @@ def private_build_folder(parent: Path, name: str) -> Path:
     """A copy of the prewarmed seed that no other kernel uses (two kernels must never share a
     build folder). It lives below $CONVLAB_CACHE, whose .cargo/config.toml keeps the
     dependencies optimised as in the seed: elsewhere cargo would compile them all again."""
+    import fcntl
     folder = parent / name
     seed = Path(os.environ.get("CONVLAB_EVCXR_SEED", CACHE / "evcxr-seed"))
-    if (seed / "target").is_dir():
-        subprocess.run(["cp", "-a", str(seed), str(folder)], check=True)
-    else:
+    if not (seed / "target").is_dir():
         folder.mkdir()
+        return folder
+    # as scripts/rust-kernel does: copy under the seed's shared lock (the setup holds it
+    # exclusively while it prewarms)
+    with open(seed.with_name(seed.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        subprocess.run(["cp", "-a", str(seed), str(folder)], check=True)
     return folder
 
 
