@@ -6,7 +6,7 @@ matrix and predictions.
 
 The test batches are learnable (each class its own colour and stripe pattern plus noise, see
 `convlab::cifar::synthetic`), so the run must also *learn*: quick mode on them must reach a
-test accuracy far above chance (see MIN_TEST_ACCURACY).
+test accuracy far above chance (see MIN_BEST_TEST_ACCURACY).
 """
 from __future__ import annotations
 
@@ -24,11 +24,14 @@ from conftest import CIFAR_PER_BATCH  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "03-cifar10.ipynb"
 # Chance is 10 % (10 classes, 20 test pictures each). The classes differ in colour and stripes
-# under noise, so after 3 epochs (96 updates of 32 pictures) the seed's model tells most of
-# them apart (docs/networks.md has the measured figure). 50 % leaves room for another libtorch's
-# float sums and thread counts, and is still five times chance: a model that does not learn
-# (a broken loss, optimiser or label order) stays near 10 %.
-MIN_TEST_ACCURACY = 0.5
+# under noise, and the seed's model tells them apart within its first epoch: measured on
+# 2026-11-30 (2 cores), 100 %, 40 % and 50 % test accuracy after epochs 1, 2 and 3. On a task
+# this easy the loss nears zero in the first epoch and SGD with momentum 0.9 then spikes (the
+# training loss of epoch 2 rises to 2.6), so the later epochs vary from machine to machine;
+# what is asserted is the best epoch. 80 % is eight times chance, with room for another
+# libtorch's float sums: a model that does not learn (a broken loss, optimiser or label order)
+# stays near 10 %.
+MIN_BEST_TEST_ACCURACY = 0.8
 PICTURE_CELLS = ["class-samples", "augment-samples", "curves", "confusion", "predictions"]
 
 
@@ -80,11 +83,12 @@ def test_notebook_runs_on_test_batches(cifar_test_batches, tmp_path, monkeypatch
     assert found, confusion
     right, total = int(found[1]), int(found[2])
     assert total == 200
-    print(f"quick mode on the test batches: test accuracy {right}/{total}")
-    assert right / total >= MIN_TEST_ACCURACY, (
-        f"quick mode reached {right}/{total} on learnable test batches (chance: 10 %): {train}"
-    )
     assert progress["epochs"][-1]["test_accuracy"] == pytest.approx(right / total)
+    accuracies = [e["test_accuracy"] for e in progress["epochs"]]
+    print(f"quick mode on the test batches: test accuracy per epoch {accuracies}")
+    assert max(accuracies) >= MIN_BEST_TEST_ACCURACY, (
+        f"quick mode reached at best {max(accuracies):.2f} on learnable test batches (chance: 0.1): {train}"
+    )
 
     # Every autograder test cell passed and said so.
     graded = [c for c in res.notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
