@@ -424,7 +424,7 @@ def net_section(r: dict, m: dict, date: str) -> str:
            f"the start, {r['vgg_load']} after VGG-16, {r['load_end']} at the end. `cargo bench --profile dev` "
            f"(`benches/vgg.rs`, `benches/cifar.rs`); PyTorch runs the same networks from the course's "
            f"environment with the same number of threads.", "",
-           f"### VGG-16 forward pass, {vgg['device']}, {vgg['threads']} threads", "",
+           f"### VGG-16 forward pass, {vgg['device']}", "",
            f"224×224, softmax, no gradients, random weights; median of {vgg['runs']} runs after a warm-up "
            f"(fastest–slowest).", "",
            "| batch | convlab s | PyTorch s | convlab / PyTorch (time) | target |", "|---:|---:|---:|---:|---|"]
