@@ -635,3 +635,57 @@ pub fn checkpoint_dir(name: &str) -> PathBuf {
     }
     root.join(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_setting_moves_to_a_new_folder_and_says_why_in_one_line() {
+        let base = std::env::temp_dir()
+            .join(format!("convlab-choose-{}", std::process::id()))
+            .join("cifar10-quick");
+        let _ = std::fs::remove_dir_all(base.parent().unwrap());
+        let mut first = RunSpec::default();
+        first.optimizer.lr = 0.01;
+        let record = |dir: &Path, run: &RunSpec| {
+            std::fs::create_dir_all(dir).unwrap();
+            let p = Progress {
+                run: run.clone(),
+                iterations: 3,
+                epochs: Vec::new(),
+            };
+            std::fs::write(dir.join(PROGRESS_FILE), p.to_json()).unwrap();
+        };
+        record(&base, &first);
+        let same = choose_run_dir(&base, &first).unwrap();
+        assert_eq!(
+            (same.dir.as_path(), same.resume, same.note),
+            (base.as_path(), true, None)
+        );
+
+        let mut second = first.clone();
+        second.optimizer.lr = 0.05;
+        let moved = choose_run_dir(&base, &second).unwrap();
+        let note = moved.note.unwrap();
+        assert_eq!(moved.dir, base.with_file_name("cifar10-quick-2"));
+        assert!(!moved.resume);
+        assert!(!note.contains('\n'), "{note}");
+        assert!(
+            note.contains("learning rate 0.01 → 0.05") && note.contains("cifar10-quick-2"),
+            "{note}"
+        );
+        // Once that run has a checkpoint, it resumes there; the first run still resumes its own.
+        record(&moved.dir, &second);
+        assert_eq!(choose_run_dir(&base, &second).unwrap().dir, moved.dir);
+        assert_eq!(choose_run_dir(&base, &first).unwrap().dir, base);
+        // A folder from before runs were recorded is never resumed.
+        let old = base.with_file_name("old");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(OLD_PROGRESS_FILE), "fingerprint x\n").unwrap();
+        let fresh = choose_run_dir(&old, &first).unwrap();
+        assert_eq!(fresh.dir, base.with_file_name("old-2"));
+        assert!(fresh.note.unwrap().contains("older convlab"));
+        let _ = std::fs::remove_dir_all(base.parent().unwrap());
+    }
+}
