@@ -290,27 +290,26 @@ where
         // A band of rows per thread, each written into its part of the output.
         let mut out = vec![0.0f32; out_h * out_w];
         advise_huge_pages(&out);
+        // Band b covers output rows b·band and on; the first band runs on this thread.
+        let band_rows = |b: usize, part: &mut [f32]| {
+            let rows = b * band..b * band + part.len() / out_w;
+            let mut targets = part.chunks_exact_mut(out_w);
+            correlate_rows(&job, rows, out_w, &mut |row| {
+                targets.next().expect("a row").copy_from_slice(row)
+            })
+        };
         let finite = std::thread::scope(|scope| {
-            let job = &job;
-            let workers: Vec<_> = out
-                .chunks_mut(band * out_w)
-                .enumerate()
-                .map(|(b, part)| {
-                    let first = b * band;
-                    let rows = first..first + part.len() / out_w;
-                    let mut targets = part.chunks_exact_mut(out_w);
-                    scope.spawn(move || {
-                        correlate_rows(job, rows, out_w, &mut |row| {
-                            targets.next().expect("a row").copy_from_slice(row)
-                        })
-                    })
-                })
+            let mut parts = out.chunks_mut(band * out_w).enumerate();
+            let (_, first) = parts.next().expect("one band at least");
+            let workers: Vec<_> = parts
+                .map(|(b, part)| scope.spawn(move || band_rows(b, part)))
                 .collect();
+            let here = band_rows(0, first);
             let done: Vec<bool> = workers
                 .into_iter()
                 .map(|w| w.join().expect("a convolution thread"))
                 .collect();
-            done.into_iter().all(|finite| finite)
+            here && done.into_iter().all(|finite| finite)
         });
         (out, finite)
     };
