@@ -334,3 +334,15 @@ def test_an_answer_that_calls_the_reference_earns_nothing():
     assert table[4] == "| exercise | test | points | verdict | reason |"
     assert table[6].startswith("| double | test-double | 0 / 2 | ✗ failed | write double yourself")
     assert table[7].startswith("| sum-below | test-sum-below | 3 / 3 | ✓ passed |")
+
+
+def test_an_answer_notebook_that_breaks_its_own_rule_is_refused():
+    nb = nbformat.read(ROOT / "notebooks" / "01-convolutions.ipynb", as_version=4)
+    nbgrade.check_source(nb, "01")  # the real one keeps its rule
+    cell = cell_by_id(nb, "convolve")
+    cell.source = cell.source.replace("    filtered_image\n", "    convlab::conv::convolve_fast(image, filter).unwrap()\n")
+    with pytest.raises(nbgrade.SourceError, match="answer cell 'convolve' uses convlab::conv::convolve_fast"):
+        nbgrade.check_source(nb, "01")
+    cell.metadata["convlab"]["forbid"] = {"convolve": "no path"}
+    with pytest.raises(nbgrade.SourceError, match="must be a crate path"):
+        nbgrade.check_source(nb, "01")

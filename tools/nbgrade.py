@@ -126,6 +126,20 @@ def check_source(nb, name: str) -> None:
             raise SourceError(f"{where}: hidden tests outside a test cell")
         if is_solution(cell) and cell.cell_type == "code" and not has_markers:
             raise SourceError(f"{where}: solution cell {gid!r} has no // BEGIN SOLUTION region")
+        for item in forbidden_items(cell):
+            if not is_solution(cell) or not re.fullmatch(r"\w+(::\w+)+", item):
+                raise SourceError(f"{where}: forbid entry {item!r} must be a crate path (crate::module::item) "
+                                  "in an answer cell's metadata")
+    # The answers themselves must be their own work by the same rule the students' are.
+    answers = [ownwork.Cell(f"answer cell {grade_id(c)!r}", grade_id(c), c.source)
+               for c in nb.cells if is_solution(c) and c.cell_type == "code"]
+    context = [c.source for c in nb.cells if c.cell_type == "code" and not is_solution(c) and not is_test(c)]
+    forbid = {grade_id(c): forbidden_items(c) for c in nb.cells if is_solution(c) and forbidden_items(c)}
+    for gid, found in ownwork.check(forbid, answers, context).items():
+        if found:
+            v = found[0]
+            raise SourceError(f"{name}: answer cell {gid!r} uses {v.item} (line {v.line}, as `{v.written}`), "
+                              "which its own metadata forbids to students")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -709,8 +723,10 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str],
                 elif st.get("probe", "").startswith("the kernel's output"):
                     why = st["probe"]
                 else:
-                    why = ("the test stopped before its end without a message (a panic whose message "
-                           "was lost?); run it in your notebook to see why")
+                    last = printed_lines(cell)
+                    why = (f"the test stopped before its end; its last output: {shorten(last[-1], 300)}" if last
+                           else "the test stopped before its end without a message (a panic whose message "
+                                "was lost?); run it in your notebook to see why")
                 st = {"status": "failed", "why": why}
             fb = describe_failure(cell, st)
             if answer_problems:
