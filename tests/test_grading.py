@@ -371,3 +371,55 @@ def test_nb1_a_pass_cannot_be_forged_and_printing_costs_nothing(nb1_class):
     assert "debug: patch" in "".join(o.get("text", "") for o in fb.cells[first].outputs)
     table = fb.cells[0].source
     assert "| multiply_sum | test-multiply-sum | 2 / 2 | ✓ passed |" in table
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming and sharding
+
+
+def test_a_second_run_keeps_what_is_graded(tiny_class):
+    """Results are saved as they come: grading the same folder into the same place again grades
+    nothing (an interrupted run resumes), and the gradebook stays the same."""
+    graded, out = tiny_class
+    before = (out / "gradebook.csv").read_text()
+    said = []
+    again = nbgrade.grade_class(out.parent / "submissions", TINY, out, workers=WORKERS, cell_timeout=60,
+                                notebook_timeout=900, html=True, build_base=build_base(), log=said.append)
+    assert f"{len(EXPECTED_TINY)} submission(s) already graded" in said[0], said
+    assert not any(s.startswith("[") for s in said), said
+    assert {g.student: points(again, g.student) for g in again} == EXPECTED_TINY
+    assert (out / "gradebook.csv").read_text() == before
+
+
+def test_shards_merge_into_the_one_run_gradebook(tiny_class, tmp_path):
+    """Six shards cover every submission once; merged, they give the one run's gradebook. Shard 1
+    is graded for real; the others reuse the one run's results (same source, file and limits)."""
+    import shutil
+
+    graded, out = tiny_class
+    subs = out.parent / "submissions"
+    names = [s for s, _ in nbgrade.find_submissions(subs, TINY.name)]
+    shards = []
+    for k in range(1, 7):
+        shard_out = tmp_path / f"shard-{k}"
+        mine = nbgrade.gradebook.shard_of(names, k, 6)
+        if k > 1:
+            (shard_out / "results").mkdir(parents=True)
+            (shard_out / "feedback").mkdir()
+            for s in mine:
+                shutil.copy2(out / "results" / f"{s}.json", shard_out / "results")
+                for fb in (out / "feedback").glob(f"{s}.*"):
+                    shutil.copy2(fb, shard_out / "feedback")
+        said = []
+        part = nbgrade.grade_class(subs, TINY, shard_out, workers=WORKERS, cell_timeout=60, notebook_timeout=900,
+                                   html=True, build_base=build_base(), log=said.append, shard=(k, 6))
+        assert [g.student for g in part] == mine
+        assert any(s.startswith(f"[{len(mine)}/{len(mine)}]") for s in said) == (k == 1), said
+        shards.append(shard_out)
+    merged = tmp_path / "merged"
+    assert nbgrade.main(["merge", str(merged), *map(str, shards)]) == 0
+    assert (merged / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
+    assert sorted(p.name for p in (merged / "feedback").glob("*.ipynb")) == \
+        sorted(p.name for p in (out / "feedback").glob("*.ipynb"))
+    with pytest.raises(SystemExit, match="graded in two shards"):
+        nbgrade.gradebook.merge(tmp_path / "twice", [shards[1], shards[1]])
