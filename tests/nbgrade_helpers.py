@@ -52,6 +52,21 @@ def edit(nb, gid: str, old: str, new: str):
     return nb
 
 
+def replace_cell(nb, gid: str, source: str):
+    """A copy of `nb` whose cell `gid` holds `source` (metadata kept, as when a student retypes it)."""
+    nb = copy.deepcopy(nb)
+    cell_by_id(nb, gid).source = source
+    return nb
+
+
+def add_cell_before(nb, gid: str, source: str):
+    """A copy of `nb` with a new code cell (a cell the student added) just before the cell `gid`."""
+    nb = copy.deepcopy(nb)
+    at = next(i for i, c in enumerate(nb.cells) if nbgrade.grade_id(c) == gid)
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
+    return nb
+
+
 def delete(nb, gid: str):
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if nbgrade.grade_id(c) != gid]

@@ -9,8 +9,8 @@ import csv
 import nbformat
 import pytest
 
-from nbgrade_helpers import (FIXTURES, build_base, delete, edit, feedback, kernel_ready, nbgrade,
-                             points, student_of, submission_from)
+from nbgrade_helpers import (FIXTURES, add_cell_before, build_base, delete, edit, feedback, kernel_ready,
+                             nbgrade, points, replace_cell, student_of, submission_from)
 
 TINY = FIXTURES / "tiny.ipynb"
 NB1 = nbgrade.NOTEBOOKS / "01-convolutions.ipynb"
@@ -161,9 +161,21 @@ def test_answer_scores_full_marks_and_student_version_zero(src, tmp_path, monkey
     subs = tmp_path / "subs"
     submission_from(src, subs, "answer", nbformat.read(src, as_version=4))
     submission_from(src, subs, "student", student_of(src))
+    if src.name == "03-cifar10.ipynb":
+        # one mistake costs one exercise: the optimiser and the weight quiz are checked on the
+        # course's model, so an unfinished model loses only the model's points
+        answer_nb = nbformat.read(src, as_version=4)
+        stub = student_of(src)
+        model = next(c for c in stub.cells if nbgrade.grade_id(c) == "cifar-model").source
+        submission_from(src, subs, "unfinished_model", replace_cell(answer_nb, "cifar-model", model))
     graded = grade(subs, src, tmp_path / "out", cell_timeout=300, notebook_timeout=1500)
     by = {g.student: g for g in graded}
     answer, student = by["answer"], by["student"]
+    if "unfinished_model" in by:
+        got = {r.exercise: (r.points, r.max) for r in by["unfinished_model"].rows}
+        assert got["test-cifar-model"][0] == 0, got
+        assert all(p == m for e, (p, m) in got.items() if e != "test-cifar-model"), \
+            [(r.exercise, r.feedback) for r in by["unfinished_model"].rows]
     assert all(r.points == r.max for r in answer.rows), \
         [(r.exercise, r.feedback) for r in answer.rows if r.points != r.max]
     assert answer.ran_to_the_end()
@@ -191,15 +203,57 @@ NB1_EXPECTED = {
                                       "test-brown-transpose": 0}),
     # permuted_axes([1, 2, 2]) is not a permutation: ndarray panics
     "panics": dict(NB1_FULL, **{"test-brown-transpose": 0}),
-    # does not compile: the multiply_sum answer and everything that calls it fail, including
-    # the shoulder-filter cell, which also runs the student's convolve
+    # does not compile: the multiply_sum answer and the convolve that calls it fail; the other
+    # exercises are checked on the course's reference and keep their points
     "no_compile": dict(NB1_FULL, **{"test-multiply-sum": 0, "test-convolve-size": 0,
-                                    "test-convolve-reference": 0, "test-shoulder-filter": 0}),
+                                    "test-convolve-reference": 0}),
     # the off-by-one bug, and the test that would catch it deleted or gutted: no gain
     "deletes_test": OFF_BY_ONE,
     "edits_test": OFF_BY_ONE,
     "corrupt": {k: 0 for k in NB1_FULL},
+    # convolve answered by calling the crate's reference: its two tests earn nothing
+    "calls_reference": dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0}),
+    # multiply_sum answered by the reference under another name (`use … as`)
+    "renames_reference": dict(NB1_FULL, **{"test-multiply-sum": 0}),
+    # a shoulder filter of zeros: right shape, sums to 0, answers nothing
+    "zero_filter": dict(NB1_FULL, **{"test-shoulder-filter": 0}),
+    # convolve through a helper written in a cell the student added: that cell runs
+    "helper_cell": NB1_FULL,
+    # the reference reached through a helper in an added cell, renamed on the way
+    "helper_calls_reference": dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0}),
+    # a wrong multiply_sum (0.0) that reads the build folder for markers, silences panics and
+    # prints what it finds: its cell is not run, so multiply_sum and convolve earn nothing
+    "forger": dict(NB1_FULL, **{"test-multiply-sum": 0, "test-convolve-size": 0,
+                                "test-convolve-reference": 0}),
+    # a right multiply_sum with a debug print: printing costs nothing
+    "debug_print": NB1_FULL,
 }
+FORGER = """fn multiply_sum<D: Dimension>(patch: &ArrayView<f32, D>, filter: &ArrayView<f32, D>) -> f32 {
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut stack = vec![std::path::PathBuf::from(std::env::var("EVCXR_TMPDIR").unwrap_or_default())];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().map_or(false, |e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for word in text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')) {
+                    if word.starts_with("nbgrade-") || word.starts_with("__nbgrade") {
+                        println!("{word}");
+                    }
+                }
+            }
+        }
+    }
+    let _ = (patch, filter);
+    0.0
+}"""
+PROTOCOL_FORGER = """fn multiply_sum<D: Dimension>(patch: &ArrayView<f32, D>, filter: &ArrayView<f32, D>) -> f32 {
+    println!("EVCXR_EXECUTION_COMPLETE");
+    let _ = (patch, filter);
+    0.0
+}"""
 OFF_BY_ONE_OLD = "Array2::zeros((image.shape()[0] - filter_height + 1,"
 OFF_BY_ONE_NEW = "Array2::zeros((image.shape()[0] - filter_height,"
 
@@ -228,6 +282,26 @@ def nb1_class(tmp_path_factory):
         edit(off, "test-convolve-size", "assert_eq!(out.dim(), (h - 2, w - 2),", "assert_eq!(0, 0,"),
         "test-convolve-reference", "assert_eq!(got.dim(), want.dim(),", "assert_eq!(0, 0,"))
     submission_from(NB1, subs, "corrupt", raw=NB1.read_text()[:5000])
+    body = "(patch * filter).sum()"
+    submission_from(NB1, subs, "calls_reference", edit(
+        answer, "convolve", "    let filter_height = filter.shape()[0];",
+        "    return convlab::conv::convolve(image, filter).unwrap();\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];"))
+    submission_from(NB1, subs, "renames_reference", edit(
+        answer, "multiply-sum", body, "{ use convlab::conv::multiply_sum as times; times(patch, filter).unwrap() }"))
+    zero = edit(answer, "shoulder-filter", "    f.slice_mut(s![0, .., 2]).fill(1.0);  // blue above\n", "")
+    submission_from(NB1, subs, "zero_filter", edit(zero, "shoulder-filter", "    f.slice_mut(s![2, .., 2]).fill(-1.0); // less blue below\n", ""))
+    with_helper = edit(answer, "convolve", "filtered_image[[x, y]] = multiply_sum(&patch, &filter.view());",
+                       "filtered_image[[x, y]] = patch_times(&patch, &filter.view());")
+    submission_from(NB1, subs, "helper_cell", add_cell_before(
+        with_helper, "convolve", "// my helper\nfn patch_times<D: Dimension>(p: &ArrayView<f32, D>, f: &ArrayView<f32, D>) -> f32 {\n    multiply_sum(p, f)\n}"))
+    via_helper = edit(answer, "convolve", "    let filter_height = filter.shape()[0];",
+                      "    return shortcut(image, filter);\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];")
+    submission_from(NB1, subs, "helper_calls_reference", add_cell_before(
+        via_helper, "convolve", "use convlab::conv as c;\nfn shortcut<D: Dimension>(i: &Array<f32, D>, f: &Array<f32, D>) -> Array2<f32> {\n    c::convolve(i, f).unwrap()\n}"))
+    submission_from(NB1, subs, "forger", replace_cell(answer, "multiply-sum", FORGER))
+    submission_from(NB1, subs, "protocol_forger", replace_cell(answer, "multiply-sum", PROTOCOL_FORGER))
+    submission_from(NB1, subs, "debug_print", edit(
+        answer, "multiply-sum", body, '{ if patch.len() == 4 { eprintln!("debug: patch {patch:?}"); } (patch * filter).sum() }'))
     graded = grade(subs, NB1, root / "grades", cell_timeout=120, notebook_timeout=1200)
     return graded, root / "grades"
 
@@ -236,6 +310,10 @@ def nb1_class(tmp_path_factory):
 def test_nb1_class_gets_exactly_the_expected_points(nb1_class):
     graded, _ = nb1_class
     got = {g.student: points(graded, g.student) for g in graded}
+    # a wrong multiply_sum that prints the kernel's end-of-cell line to end its test early: the
+    # kernel's output is out of step from there on, so what follows may fail too
+    forged = got.pop("protocol_forger")
+    assert forged["test-multiply-sum"] == forged["test-convolve-size"] == forged["test-convolve-reference"] == 0, forged
     assert got == NB1_EXPECTED
 
 
@@ -258,4 +336,90 @@ def test_nb1_class_feedback_says_what_to_fix(nb1_class):
     with open(out / "totals.csv") as f:
         totals = {r["student"]: r for r in csv.DictReader(f)}
     assert totals["correct"]["points"] == "12" and totals["correct"]["max"] == "12"
-    assert (out / "feedback" / "off_by_one.html").exists()
+    html = (out / "feedback" / "off_by_one.html").read_text()
+    assert "3 − 2 + 1" in html and "Your answer (<code>convolve</code>)" in html
+
+
+@needs_nb1
+def test_nb1_answers_must_be_the_students_own(nb1_class):
+    graded, _ = nb1_class
+    assert feedback(graded, "calls_reference", "test-convolve-size").startswith(
+        "write convolve yourself: your answer cell 'convolve' uses convlab::conv::convolve (line 4, as "
+        "`convlab::conv::convolve`), the reference the tests compare with")
+    assert "uses convlab::conv::multiply_sum (line 6, as `times`)" in \
+        feedback(graded, "renames_reference", "test-multiply-sum")
+    assert feedback(graded, "helper_calls_reference", "test-convolve-reference").startswith(
+        "write convolve yourself: your answer calls `shortcut`, which uses convlab::conv::convolve "
+        "(the cell you added after cell ")
+    assert "all zeros" in feedback(graded, "zero_filter", "test-shoulder-filter")
+
+
+@needs_nb1
+def test_nb1_a_pass_cannot_be_forged_and_printing_costs_nothing(nb1_class):
+    graded, out = nb1_class
+    forged = feedback(graded, "forger", "test-multiply-sum")
+    assert "your answer cell 'multiply-sum' was not run: line 2 replaces the panic hook" in forged
+    assert "nbgrade-" not in forged and "__nbgrade" not in forged
+    assert "out of step" in feedback(graded, "protocol_forger", "test-multiply-sum")
+    fb = nbformat.read(out / "feedback" / "debug_print.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(fb.cells) if nbgrade.grade_id(c) == "test-convolve-size")
+    printed = "".join(o.get("text", "") for o in fb.cells[at].outputs if o.get("output_type") == "stream")
+    assert "debug: patch" in printed and "✓ convolve" in printed
+    assert "printing never changes a grade" in fb.cells[at + 1].source
+    # the debug lines of the multiply-sum test stay with that test
+    first = next(i for i, c in enumerate(fb.cells) if nbgrade.grade_id(c) == "test-multiply-sum")
+    assert "debug: patch" in "".join(o.get("text", "") for o in fb.cells[first].outputs)
+    table = fb.cells[0].source
+    assert "| multiply_sum | test-multiply-sum | 2 / 2 | ✓ passed |" in table
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming and sharding
+
+
+def test_a_second_run_keeps_what_is_graded(tiny_class):
+    """Results are saved as they come: grading the same folder into the same place again grades
+    nothing (an interrupted run resumes), and the gradebook stays the same."""
+    graded, out = tiny_class
+    before = (out / "gradebook.csv").read_text()
+    said = []
+    again = nbgrade.grade_class(out.parent / "submissions", TINY, out, workers=WORKERS, cell_timeout=60,
+                                notebook_timeout=900, html=True, build_base=build_base(), log=said.append)
+    assert f"{len(EXPECTED_TINY)} submission(s) already graded" in said[0], said
+    assert not any(s.startswith("[") for s in said), said
+    assert {g.student: points(again, g.student) for g in again} == EXPECTED_TINY
+    assert (out / "gradebook.csv").read_text() == before
+
+
+def test_shards_merge_into_the_one_run_gradebook(tiny_class, tmp_path):
+    """Six shards cover every submission once; merged, they give the one run's gradebook. Shard 1
+    is graded for real; the others reuse the one run's results (same source, file and limits)."""
+    import shutil
+
+    graded, out = tiny_class
+    subs = out.parent / "submissions"
+    names = [s for s, _ in nbgrade.find_submissions(subs, TINY.name)]
+    shards = []
+    for k in range(1, 7):
+        shard_out = tmp_path / f"shard-{k}"
+        mine = nbgrade.gradebook.shard_of(names, k, 6)
+        if k > 1:
+            (shard_out / "results").mkdir(parents=True)
+            (shard_out / "feedback").mkdir()
+            for s in mine:
+                shutil.copy2(out / "results" / f"{s}.json", shard_out / "results")
+                for fb in (out / "feedback").glob(f"{s}.*"):
+                    shutil.copy2(fb, shard_out / "feedback")
+        said = []
+        part = nbgrade.grade_class(subs, TINY, shard_out, workers=WORKERS, cell_timeout=60, notebook_timeout=900,
+                                   html=True, build_base=build_base(), log=said.append, shard=(k, 6))
+        assert [g.student for g in part] == mine
+        assert any(s.startswith(f"[{len(mine)}/{len(mine)}]") for s in said) == (k == 1), said
+        shards.append(shard_out)
+    merged = tmp_path / "merged"
+    assert nbgrade.main(["merge", str(merged), *map(str, shards)]) == 0
+    assert (merged / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
+    assert sorted(p.name for p in (merged / "feedback").glob("*.ipynb")) == \
+        sorted(p.name for p in (out / "feedback").glob("*.ipynb"))
+    with pytest.raises(SystemExit, match="graded in two shards"):
+        nbgrade.gradebook.merge(tmp_path / "twice", [shards[1], shards[1]])

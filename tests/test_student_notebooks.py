@@ -5,6 +5,7 @@ how a submission is rebuilt from the source before grading.
 """
 from __future__ import annotations
 
+import copy
 import json
 
 import nbformat
@@ -178,19 +179,53 @@ def test_assemble_restores_tests_and_other_cells_from_the_source():
     sub = edit(sub, "test-double", 'assert!(got == 2 * x', 'assert!(true || got == 2 * x')
     sub = delete(sub, "test-sum-below")
     sub.cells[1].source = ':dep convlab = { path = "/nowhere" }'
-    sub.cells.append(nbformat.v4.new_code_cell('panic!("extra cell of the student");'))
     asm = nbgrade.assemble(source, TINY, sub)
     run = asm.notebook
     assert len(run.cells) == len(source.cells)
     assert "x + x" in cell_by_id(run, "double").source
-    done = nbgrade.done_line(asm.nonce)
-    assert len(asm.nonce) == 16
-    assert cell_by_id(run, "test-double").source == cell_by_id(source, "test-double").source + done
+    for gid in ("test-double", "test-sum-below"):
+        cell = cell_by_id(run, gid)
+        var = nbgrade.ok_var(cell)
+        assert var.startswith(nbgrade.OK_PREFIX) and len(var) == len(nbgrade.OK_PREFIX) + 16
+        assert cell.source == cell_by_id(source, gid).source + nbgrade.ok_line(var)
+    assert nbgrade.ok_var(cell_by_id(run, "test-double")) != nbgrade.ok_var(cell_by_id(run, "test-sum-below"))
     assert "BEGIN HIDDEN TESTS" in cell_by_id(run, "test-double").source
-    assert cell_by_id(run, "test-sum-below").source == cell_by_id(source, "test-sum-below").source + done
     assert str(ROOT / "crates" / "convlab") in run.cells[1].source
-    assert all("extra cell" not in c.source for c in run.cells)
-    assert asm.notes == []
+    assert asm.notes == [] and asm.not_own == {}
+
+
+def test_added_cells_run_in_their_place_and_never_count_as_tests():
+    source = nbformat.read(TINY, as_version=4)
+    sub = copy.deepcopy(source)
+    helper = nbformat.v4.new_code_cell("fn twice(v: i32) -> i32 { v + v }")
+    fake_test = nbformat.v4.new_code_cell('println!("✓ all good");')
+    fake_test.metadata["nbgrader"] = {"grade": True, "points": 99, "grade_id": "mine", "solution": False}
+    at = next(i for i, c in enumerate(sub.cells) if nbgrade.grade_id(c) == "double")
+    sub.cells[at:at] = [helper, fake_test]
+    sub.cells.append(nbformat.v4.new_code_cell('println!("the end");'))
+    run = nbgrade.assemble(source, TINY, sub).notebook
+    texts = [c.source for c in run.cells]
+    double = next(i for i, c in enumerate(run.cells) if nbgrade.grade_id(c) == "double")
+    assert texts[double - 2:double] == [helper.source, fake_test.source]
+    assert texts[-1] == 'println!("the end");'
+    assert len(run.cells) == len(source.cells) + 3
+    assert [nbgrade.grade_id(c) for _, c in nbgrade.tests_of(run)] == ["test-double", "test-sum-below"]
+
+
+def test_cells_that_reach_outside_the_exercise_are_not_run():
+    source = nbformat.read(TINY, as_version=4)
+    sub = edit(source, "double", "x * 2", 'x * std::env::var("N").map(|_| 2).unwrap_or(2)')
+    sub.cells.insert(2, nbformat.v4.new_code_cell(":dep rand = \"0.9\""))
+    sub.cells.insert(2, nbformat.v4.new_code_cell("std::thread::spawn(|| ());"))
+    asm = nbgrade.assemble(source, TINY, sub)
+    skips = [c.metadata["nbgrade"]["skip"] for c in asm.notebook.cells if c.metadata.get("nbgrade", {}).get("skip")]
+    assert len(skips) == 3, skips
+    assert "line 1 starts or controls threads (`thread`)" in skips[0]
+    assert "kernel command `:dep`" in skips[1]
+    assert skips[2].startswith("your answer cell 'double' was not run: line 3 reads the environment")
+    # fs as a plain name is the student's own
+    ok = edit(source, "double", "x * 2", "let fs = [x, x];\n    fs[0] + fs[1]")
+    assert not any(c.metadata.get("nbgrade", {}).get("skip") for c in nbgrade.assemble(source, TINY, ok).notebook.cells)
 
 
 def test_assemble_stubs_a_deleted_answer_cell():
@@ -215,7 +250,8 @@ def test_a_cell_that_panics_on_stderr_earns_nothing():
     nb.cells[4] = _executed(nb.cells[4], [{"output_type": "stream", "name": "stderr", "text": panic}])
     nb.cells[7] = _executed(nb.cells[7], [{"output_type": "stream", "name": "stdout", "text": "✓ sum_below: right\n"}])
     status = {i: {"status": "ok", "seconds": 1.0} for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-    status[4]["status"] = "failed"
+    status[4].update(status="failed", passed=False)
+    status[7]["passed"] = True
     rows = nbgrade.grade_executed(nb, status, [])
     assert [(r.exercise, r.points, r.max) for r in rows] == [("test-double", 0, 2), ("test-sum-below", 3, 3)]
     assert rows[0].feedback == "double(1) returned 3, but twice 1 is 2: multiply x by 2"
@@ -262,17 +298,51 @@ def test_written_answers_in_markdown_are_blanked():
 
 
 def test_a_test_cell_that_stops_silently_earns_nothing():
-    """No error and no stderr is not enough: the test must reach its last line (the nonce)."""
+    """No error and no stderr is not enough: the probe after the test must prove it ran to its end."""
     source = nbformat.read(TINY, as_version=4)
     asm = nbgrade.assemble(source, TINY, source)
     nb = asm.notebook
-    done = f"{nbgrade.DONE_PREFIX}{asm.nonce}\n"
     nb.cells[4] = _executed(nb.cells[4], [{"output_type": "stream", "name": "stdout",
-                                           "text": "✓ double: right for every input tried\n" + done}])
-    nb.cells[7] = _executed(nb.cells[7], [])  # ran, "ok", but said nothing: cut short
+                                           "text": "✓ double: right for every input tried\n"}])
+    nb.cells[7] = _executed(nb.cells[7], [{"output_type": "stream", "name": "stdout", "text": "✓ sum_below: right\n"}])
     status = {i: {"status": "ok"} for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-    rows = nbgrade.grade_executed(nb, status, [], asm.nonce)
+    status[4]["passed"] = True
+    status[7].update(passed=False, probe="the test did not reach its end")  # its ✓ line was printed by the student
+    rows = nbgrade.grade_executed(nb, status, [])
     assert [r.points for r in rows] == [2, 0]
     assert rows[0].feedback == "✓ double: right for every input tried"
     assert "stopped before its end" in rows[1].feedback
-    assert asm.nonce not in nb.cells[4].source and asm.nonce not in str(nb.cells[4].outputs)
+    fb = nbgrade.feedback_notebook(nb, rows, "s", "")
+    assert nbgrade.OK_PREFIX not in json.dumps(fb)
+
+
+def test_an_answer_that_calls_the_reference_earns_nothing():
+    source = nbformat.read(TINY, as_version=4)
+    cell_by_id(source, "double").metadata["convlab"] = {
+        "task": "double", "forbid": {"convlab::filters::outline": "the reference the tests compare with"}}
+    sub = edit(source, "double", "x * 2", "x * 2 + filters::outline().len() as i32 * 0")
+    asm = nbgrade.assemble(source, TINY, sub)
+    assert list(asm.not_own) == ["double"]
+    nb = asm.notebook
+    status = {i: {"status": "ok", "passed": True} for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    rows = nbgrade.grade_executed(nb, status, [], asm.not_own)
+    assert [r.points for r in rows] == [0, 3]
+    assert rows[0].feedback.startswith("write double yourself: your answer cell 'double' uses "
+                                       "convlab::filters::outline (line 3, as `filters::outline`)")
+    fb = nbgrade.feedback_notebook(nb, rows, "s", "header")
+    table = fb.cells[0].source.splitlines()
+    assert table[4] == "| exercise | test | points | verdict | reason |"
+    assert table[6].startswith("| double | test-double | 0 / 2 | ✗ failed | write double yourself")
+    assert table[7].startswith("| sum-below | test-sum-below | 3 / 3 | ✓ passed |")
+
+
+def test_an_answer_notebook_that_breaks_its_own_rule_is_refused():
+    nb = nbformat.read(ROOT / "notebooks" / "01-convolutions.ipynb", as_version=4)
+    nbgrade.check_source(nb, "01")  # the real one keeps its rule
+    cell = cell_by_id(nb, "convolve")
+    cell.source = cell.source.replace("    filtered_image\n", "    convlab::conv::convolve_fast(image, filter).unwrap()\n")
+    with pytest.raises(nbgrade.SourceError, match="answer cell 'convolve' uses convlab::conv::convolve_fast"):
+        nbgrade.check_source(nb, "01")
+    cell.metadata["convlab"]["forbid"] = {"convolve": "no path"}
+    with pytest.raises(nbgrade.SourceError, match="must be a crate path"):
+        nbgrade.check_source(nb, "01")

@@ -47,6 +47,10 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ownwork  # noqa: E402
+import rustscan  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 STUDENT_DIR = NOTEBOOKS / "student"
@@ -122,6 +126,20 @@ def check_source(nb, name: str) -> None:
             raise SourceError(f"{where}: hidden tests outside a test cell")
         if is_solution(cell) and cell.cell_type == "code" and not has_markers:
             raise SourceError(f"{where}: solution cell {gid!r} has no // BEGIN SOLUTION region")
+        for item in forbidden_items(cell):
+            if not is_solution(cell) or not re.fullmatch(r"\w+(::\w+)+", item):
+                raise SourceError(f"{where}: forbid entry {item!r} must be a crate path (crate::module::item) "
+                                  "in an answer cell's metadata")
+    # The answers themselves must be their own work by the same rule the students' are.
+    answers = [ownwork.Cell(f"answer cell {grade_id(c)!r}", grade_id(c), c.source)
+               for c in nb.cells if is_solution(c) and c.cell_type == "code"]
+    context = [c.source for c in nb.cells if c.cell_type == "code" and not is_solution(c) and not is_test(c)]
+    forbid = {grade_id(c): forbidden_items(c) for c in nb.cells if is_solution(c) and forbidden_items(c)}
+    for gid, found in ownwork.check(forbid, answers, context).items():
+        if found:
+            v = found[0]
+            raise SourceError(f"{name}: answer cell {gid!r} uses {v.item} (line {v.line}, as `{v.written}`), "
+                              "which its own metadata forbids to students")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,46 +280,156 @@ def write_students(sources: list[Path], out_dir: Path, check: bool) -> int:
 class Assembled:
     notebook: nbformat.NotebookNode
     notes: list[str] = field(default_factory=list)  # what was replaced or missing
-    nonce: str = ""  # printed at the very end of each test cell: proof that it ran to the end
+    # exercise (answer grade_id) -> why its tests earn nothing whatever they print
+    not_own: dict[str, list[str]] = field(default_factory=dict)
 
 
-DONE_PREFIX = "nbgrade-test-done-"
+# A test cell ends by defining a variable with an unguessable name; evcxr keeps the variables
+# of a cell only when the cell ran to its end (a panic or an early `?` drops them). Right after
+# the test cell the grader runs a probe cell of its own that names the variable (it compiles
+# only if evcxr kept it) and prints a token made at that moment (the probe's output proves that
+# the kernel ran the probe itself, in order; see `run_cells`).
+OK_PREFIX = "__nbgrade_ok_"
 
 
-def done_line(nonce: str) -> str:
-    return f'\nprintln!("{DONE_PREFIX}{nonce}");'
+def ok_line(var: str) -> str:
+    return f"\nlet {var}: u8 = 1;"
+
+
+def ok_var(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrade", {}).get("ok")
+
+
+def forbidden_items(cell) -> dict[str, str]:
+    """What an answer cell's answer may not use: {crate item: why} from its metadata."""
+    return dict(cell.get("metadata", {}).get("convlab", {}).get("forbid", {}) or {})
+
+
+def exercise_title(cell) -> str:
+    return cell.get("metadata", {}).get("convlab", {}).get("task") or grade_id(cell) or "this exercise"
+
+
+def exercise_of_tests(nb) -> dict[int, str | None]:
+    """Each test cell's exercise: the code answer cell before it (None before the first)."""
+    current = None
+    out = {}
+    for i, cell in enumerate(nb.cells):
+        if is_solution(cell) and cell.cell_type == "code":
+            current = grade_id(cell)
+        elif is_test(cell):
+            out[i] = current
+    return out
+
+
+def added_cells(source_nb, submitted) -> dict[int, list]:
+    """The cells the student added, by the index of the source cell they follow (-1: before
+    the first). A cell is the source's own when it has a source cell's id or grade_id (or,
+    in a notebook without ids, exactly a source cell's text); every other cell was added."""
+    ids = {c.get("id"): i for i, c in enumerate(source_nb.cells) if c.get("id")}
+    gids = {grade_id(c): i for i, c in enumerate(source_nb.cells) if grade_id(c)}
+    texts = {c.source: i for i, c in enumerate(source_nb.cells)}
+    anchor = -1
+    added: dict[int, list] = {}
+    for cell in submitted.cells if submitted is not None else []:
+        gid = grade_id(cell)
+        if gid in gids and (is_solution(cell) or is_test(cell) or nbg(cell).get("locked")):
+            anchor = gids[gid]
+        elif cell.get("id") in ids:
+            anchor = ids[cell.get("id")]
+        elif not cell.get("id") and cell.source in texts:
+            anchor = texts[cell.source]
+        else:
+            added.setdefault(anchor, []).append(cell)
+    return added
+
+
+def student_check(cell, label: str) -> str | None:
+    """Why a cell the student wrote is not run, or None: evcxr commands (`:dep`, `:clear`, …) and
+    code that acts outside its own call (threads, processes, unsafe, foreign functions)."""
+    cmds = rustscan.evcxr_commands(cell.source)
+    if cmds:
+        cmd, line = cmds[0]
+        return (f"{label} was not run: line {line} is the kernel command `{cmd}`, which grading does not run "
+                "(the notebook's own first cells load everything the exercises need)")
+    bad = rustscan.denied(rustscan.tokens(cell.source))
+    if bad:
+        word, line, why = bad[0]
+        return (f"{label} was not run: line {line} {why} (`{word}`), which grading does not allow; "
+                "the exercises need none of it")
+    return None
 
 
 def assemble(source_nb, source_path: Path, submitted) -> Assembled:
     """The notebook to run for one submission: the source's cells, with the student's answer
-    cells put in by grade_id; a missing answer cell gets the student stub."""
+    cells put in by grade_id and the cells the student added in their places; a missing answer
+    cell gets the student stub. Test cells, hidden tests and every other cell are the source's."""
     answers = {}
     for cell in submitted.cells if submitted is not None else []:
         gid = grade_id(cell)
         if gid and is_solution(cell) and gid not in answers:
             answers[gid] = cell
-    nb = copy.deepcopy(source_nb)
-    notes = []
-    nonce = secrets.token_hex(8)
-    for i, cell in enumerate(nb.cells):
+    added = added_cells(source_nb, submitted)
+    src_dir = source_path.parent.resolve()
+    notes: list[str] = []
+    cells = []
+    student_cells: list[ownwork.Cell] = []
+
+    def put_added(anchor: int) -> None:
+        for theirs in added.get(anchor, []):
+            cell = nbformat.from_dict(copy.deepcopy(dict(theirs)))
+            cell.metadata = {"nbgrade": {"added": True}}  # never a test or answer cell
+            if cell.cell_type == "code":
+                cell.outputs = []
+                cell.execution_count = None
+                after = f"after cell {anchor}" if anchor >= 0 else "at the top"
+                label = f"the cell you added {after}"
+                cell.metadata["nbgrade"]["label"] = label
+                why = student_check(cell, label)
+                if why:
+                    cell.metadata["nbgrade"]["skip"] = why
+                    notes.append(why)
+                else:
+                    student_cells.append(ownwork.Cell(label, None, cell.source))
+            cells.append(cell)
+
+    put_added(-1)
+    for i, cell in enumerate(copy.deepcopy(source_nb.cells)):
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-            cell.source = rewrite_dep_paths(cell.source, source_path.parent.resolve(), None)
+            cell.source = rewrite_dep_paths(cell.source, src_dir, None)
         if is_test(cell):
-            # A test passes only when this line is reached: a cell whose panic message got
-            # lost, or that was cut short any other way, does not count as passed.
-            cell.source += done_line(nonce)
+            var = OK_PREFIX + secrets.token_hex(8)
+            cell.metadata.setdefault("nbgrade", {})["ok"] = var
+            cell.source += ok_line(var)
         if is_solution(cell):
             gid = grade_id(cell)
             theirs = answers.get(gid)
             if theirs is not None and theirs.cell_type == cell.cell_type:
-                cell.source = rewrite_dep_paths(theirs.source, source_path.parent.resolve(), None)
+                cell.source = rewrite_dep_paths(theirs.source, src_dir, None)
             else:
                 notes.append(f"answer cell {gid!r} is missing from the submission (deleted, or its "
                              "metadata lost); it was graded as not answered")
                 cell.source = clear_solutions(cell.source, gid, cell.cell_type == "code", gid)
-    return Assembled(nb, notes, nonce)
+            if cell.cell_type == "code":
+                label = f"your answer cell {gid!r}"
+                why = student_check(cell, label)
+                if why:
+                    cell.metadata.setdefault("nbgrade", {})["skip"] = why
+                else:
+                    student_cells.append(ownwork.Cell(label, gid, cell.source))
+        cells.append(cell)
+        put_added(i)
+    nb = copy.deepcopy(source_nb)
+    nb.cells = cells
+    forbid = {grade_id(c): forbidden_items(c) for c in source_nb.cells
+              if is_solution(c) and c.cell_type == "code" and forbidden_items(c)}
+    context = [c.source for c in source_nb.cells
+               if c.cell_type == "code" and not is_solution(c) and not is_test(c)]
+    titles = {grade_id(c): exercise_title(c) for c in source_nb.cells if is_solution(c)}
+    found = ownwork.check(forbid, student_cells, context)
+    not_own = {gid: [v.message(titles.get(gid, gid)) for v in vs] for gid, vs in found.items() if vs}
+    return Assembled(nb, notes, not_own)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,20 +437,67 @@ def assemble(source_nb, source_path: Path, submitted) -> Assembled:
 
 
 DEP_TIMEOUT = 600.0
+PROBE_TIMEOUT = 60
 TERMINATED = 143  # exit status of a `_run` child that was asked to stop: not retried
+PROBE_PREFIX = "nbgrade-probe-"
+
+# Run before the notebook: what the student's code writes on stderr goes to stdout, which
+# evcxr reads in order with the cell's end, so a debug print shows under the cell that made it
+# (evcxr forwards stderr on a path of its own, and a late line lands under the next cell).
+STDERR_TO_STDOUT = """unsafe extern "C" { fn dup2(old: i32, new: i32) -> i32; }
+if unsafe { dup2(1, 2) } < 0 { panic!("grading could not send stderr to stdout"); }"""
 
 
 def is_dep_cell(cell) -> bool:
     return any(l.strip().startswith(":dep") for l in cell.source.splitlines())
 
 
+def run_extra(client, nb, source: str, at: int, timeout: int) -> nbformat.NotebookNode:
+    """Executes a cell of the grader's own, not kept in `nb` (nbclient stores the executed
+    cell at its index, so it is put there for the time of the run)."""
+    cell = nbformat.v4.new_code_cell(source)
+    nb.cells.insert(at, cell)
+    old = client.timeout
+    client.timeout = timeout
+    try:
+        client.execute_cell(cell, at)
+    finally:
+        client.timeout = old
+        nb.cells.pop(at)
+    return cell
+
+
+def probe(client, nb, index: int, var: str) -> tuple[bool, str, list]:
+    """Did the test cell at `index` run to its end? (passed, why not, outputs to give back to
+    the test cell). The probe compiles only if evcxr kept the test's last variable, and must
+    print a token made now: a test cut short, or a kernel whose output is out of step with its
+    cells (a forged end-of-cell line), fails it."""
+    token = PROBE_PREFIX + secrets.token_hex(12)
+    cell = run_extra(client, nb, f'let _ = &{var};\nprintln!("{token}");', index + 1, PROBE_TIMEOUT)
+    errors = error_text(cell)
+    said = stream_text(cell, "stdout")
+    rest = []
+    for o in cell.outputs:  # late output of the test cell: keep it with the test
+        if o.get("output_type") == "stream":
+            text = "".join(l for l in o.get("text", "").splitlines(keepends=True) if token not in l)
+            if text:
+                rest.append(nbformat.v4.new_output("stream", name=o.get("name"), text=text))
+        elif o.get("output_type") != "error":
+            rest.append(o)
+    if errors:
+        return False, "the test did not reach its end", rest
+    if token not in said:
+        return False, "the kernel's output was out of step with its cells after this test (did your code print a line of the kernel's own protocol, EVCXR_…?)", rest
+    return True, "", rest
+
+
 def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
-    """Executes every code cell in order and returns {index: {"status", "seconds"}}.
-    status: ok | failed (error output or stderr) | timeout | dead | not-run."""
+    """Executes every code cell in order and returns {index: {"status", "seconds", …}}.
+    status: ok | failed (error output or a panic) | timeout | dead | not-run | skipped.
+    Test cells also get "passed": whether the probe after them proved they ran to their end."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from nbrun import cell_problem, install_panic_hook, promote_panic_report
 
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=int(cell_timeout), allow_errors=True,
@@ -333,9 +508,16 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
     stop: str | None = None
     with client.setup_kernel():
         client.timeout = int(max(cell_timeout, 120))
+        setup = run_extra(client, nb, STDERR_TO_STDOUT, 0, int(max(cell_timeout, 120)))
+        if cell_problem(0, setup):
+            raise RuntimeError(f"grading's first cell failed: {cell_problem(0, setup)}")
         install_panic_hook(client, nb)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
+                continue
+            skip = cell.get("metadata", {}).get("nbgrade", {}).get("skip")
+            if skip:
+                status[index] = {"status": "skipped", "seconds": 0.0, "why": skip}
                 continue
             if stop:
                 status[index] = {"status": "not-run", "seconds": 0.0, "why": stop}
@@ -352,6 +534,8 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
             t0 = time.monotonic()
             try:
                 client.execute_cell(cell, index)
+                var = ok_var(cell)
+                passed, why, late = probe(client, nb, index, var) if var else (None, "", [])
             except CellTimeoutError:
                 secs = time.monotonic() - t0
                 hit_notebook = limit < own
@@ -365,10 +549,15 @@ def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> di
                                  "why": f"the kernel died: {e}"}
                 stop = f"not run: the kernel died in cell {index}"
                 continue
+            cell.outputs.extend(late)
             secs = time.monotonic() - t0
             promote_panic_report(cell)
             problem = cell_problem(index, cell)
             status[index] = {"status": "failed" if problem else "ok", "seconds": secs}
+            if var:
+                status[index]["passed"] = bool(passed)
+                if not passed:
+                    status[index]["probe"] = why
     return status
 
 
@@ -452,28 +641,18 @@ def compile_error(text: str) -> str:
     return "\n".join(keep) or text
 
 
-def hide_done(cell, nonce: str) -> bool:
-    """Removes the nonce line from a test cell; True when the cell had printed it."""
-    line = done_line(nonce)
-    if cell.source.endswith(line):
-        cell.source = cell.source[: -len(line)]
-    token = f"{DONE_PREFIX}{nonce}\n"
-    reached = False
-    for o in cell.get("outputs", []):
-        if o.get("output_type") == "stream" and o.get("name") == "stdout":
-            text = o.get("text", "")
-            if token in text:
-                reached = True
-                o["text"] = text.replace(token, "")
-    cell.outputs = [o for o in cell.get("outputs", [])
-                    if not (o.get("output_type") == "stream" and o.get("text") == "")]
-    return reached
+def hide_ok(cell) -> None:
+    """Removes the grader's last line from a test cell's source."""
+    var = ok_var(cell)
+    if var and cell.source.endswith(ok_line(var)):
+        cell.source = cell.source[: -len(ok_line(var))]
+    cell.get("metadata", {}).pop("nbgrade", None)
 
 
 def describe_failure(cell, st: dict) -> str:
     """Feedback a student can act on for a test or answer cell that did not pass."""
     kind = st.get("status")
-    if kind in ("timeout", "dead", "not-run"):
+    if kind in ("timeout", "dead", "not-run", "skipped"):
         why = st.get("why", kind)
         if kind == "timeout":
             return f"{why} (an endless loop, or far too slow?); its kernel was stopped"
@@ -493,45 +672,66 @@ def describe_failure(cell, st: dict) -> str:
 @dataclass
 class Row:
     student: str
-    exercise: str
+    exercise: str  # the test cell's grade_id
     points: float
     max: float
     feedback: str
+    task: str = ""  # the answer cell (grade_id) this test checks
 
 
-def grade_executed(nb, status: dict[int, dict], notes: list[str], nonce: str | None = None) -> list[Row]:
-    """Points and feedback for each test cell of an executed, assembled notebook. With a
-    nonce, a test cell passes only if it also printed the nonce line (it ran to its end);
-    the nonce lines are then taken out of the cells' sources and outputs."""
+def passed_line(cell) -> str:
+    """What a passed test said: its last ✓ line."""
+    said = [l for l in stream_text(cell, "stdout").splitlines() if l.strip().startswith("✓")]
+    return said[-1].strip() if said else "passed"
+
+
+def grade_executed(nb, status: dict[int, dict], notes: list[str],
+                   not_own: dict[str, list[str]] | None = None) -> list[Row]:
+    """Points and feedback for each test cell of an executed, assembled notebook. A test earns
+    its points only when the probe after it proved it ran to its end (status "passed"), and its
+    exercise's answer is the student's own (`not_own`: exercise -> why not). What a cell printed
+    never decides a test."""
     rows = []
+    not_own = not_own or {}
+    exercise = exercise_of_tests(nb)
     answer_problems: list[str] = []  # failures of answer cells since the last test cell
     stubbed = False  # an answer cell since the last test cell still has its todo!() stub
     for index, cell in enumerate(nb.cells):
         st = status.get(index, {"status": "not-run", "why": "not run"})
         if is_solution(cell) and cell.cell_type == "code":
             stubbed = stubbed or f'todo!("{grade_id(cell)}:' in cell.source
-            if st["status"] != "ok" and st["status"] != "not-run":
+            if st["status"] == "skipped":
+                answer_problems.append(st["why"])
+            elif st["status"] not in ("ok", "not-run"):
                 answer_problems.append(f"your answer cell {grade_id(cell)!r} failed: {describe_failure(cell, st)}")
+            continue
+        if nbg(cell) == {} and cell.get("metadata", {}).get("nbgrade", {}).get("skip"):
+            answer_problems.append(cell.metadata["nbgrade"]["skip"])
             continue
         if not is_test(cell):
             continue
         maxp = float(nbg(cell)["points"])
-        if nonce is not None:
-            reached = hide_done(cell, nonce)
-            if st["status"] == "ok" and not reached:
-                why = ("not answered yet: replace the todo!() in the answer cell with your code"
-                       if stubbed else "the test stopped before its end without a message (a panic "
-                       "whose message was lost?); run it in your notebook to see why")
-                st = {"status": "failed", "why": why}
-        if st["status"] == "ok":
-            said = stream_text(cell, "stdout").strip().splitlines()
-            feedback = said[-1] if said else "passed"
-            rows.append(Row("", grade_id(cell), maxp, maxp, feedback))
+        task = exercise.get(index) or ""
+        if task in not_own:
+            rows.append(Row("", grade_id(cell), 0.0, maxp, " | ".join(not_own[task]), task))
+        elif st.get("passed"):
+            rows.append(Row("", grade_id(cell), maxp, maxp, passed_line(cell), task))
         else:
+            if st["status"] == "ok":
+                if stubbed:
+                    why = "not answered yet: replace the todo!() in the answer cell with your code"
+                elif st.get("probe", "").startswith("the kernel's output"):
+                    why = st["probe"]
+                else:
+                    last = printed_lines(cell)
+                    why = (f"the test stopped before its end; its last output: {shorten(last[-1], 300)}" if last
+                           else "the test stopped before its end without a message (a panic whose message "
+                                "was lost?); run it in your notebook to see why")
+                st = {"status": "failed", "why": why}
             fb = describe_failure(cell, st)
             if answer_problems:
                 fb = " | ".join(answer_problems + [f"test: {fb}"])
-            rows.append(Row("", grade_id(cell), 0.0, maxp, fb))
+            rows.append(Row("", grade_id(cell), 0.0, maxp, fb, task))
         answer_problems = []
         stubbed = False
     if notes and rows:
@@ -539,28 +739,49 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str], nonce: str | N
     return rows
 
 
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def printed_lines(cell) -> list[str]:
+    """What a test cell printed besides its own ✓ line (the student's debug prints, mostly)."""
+    return [l for l in stream_text(cell, "stdout").splitlines() if l.strip() and not l.strip().startswith("✓")]
+
+
 def feedback_notebook(nb, rows: list[Row], student: str, header: str) -> nbformat.NotebookNode:
-    """The executed notebook with hidden tests blanked and a verdict after each test cell."""
+    """The executed notebook with hidden tests blanked. It opens with a table per exercise
+    (points, verdict, the first line of the reason); under each test cell its verdict, and for a
+    failed test the message next to the student's answer code."""
     out = copy.deepcopy(nb)
     by_id = {r.exercise: r for r in rows}
-    cells = []
     total = sum(r.points for r in rows)
     most = sum(r.max for r in rows)
     lines = [f"# Feedback for {student}: {total:g} / {most:g} points", "", header, "",
-             "| exercise | points | feedback |", "|---|---|---|"]
+             "| exercise | test | points | verdict | reason |", "|---|---|---|---|---|"]
     for r in rows:
-        fb = r.feedback.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {r.exercise} | {r.points:g} / {r.max:g} | {fb} |")
-    cells.append(nbformat.v4.new_markdown_cell("\n".join(lines)))
+        verdict = "✓ passed" if r.points == r.max else "✗ failed"
+        first = r.feedback.split(" | ")[0].splitlines()[0] if r.feedback else ""
+        lines.append(f"| {r.task or '–'} | {r.exercise} | {r.points:g} / {r.max:g} | {verdict} | {_md_cell(shorten(first, 160))} |")
+    cells = [nbformat.v4.new_markdown_cell("\n".join(lines))]
+    answers = {grade_id(c): c.source for c in out.cells if is_solution(c) and c.cell_type == "code"}
     for cell in out.cells:
         if is_test(cell):
             cell.source = strip_hidden(cell.source, "// (hidden tests, run by the grader)")
+            hide_ok(cell)
+        else:
+            cell.get("metadata", {}).pop("nbgrade", None)
         cells.append(cell)
         if is_test(cell) and grade_id(cell) in by_id:
             r = by_id[grade_id(cell)]
             mark = "✓" if r.points == r.max else "✗"
-            cells.append(nbformat.v4.new_markdown_cell(
-                f"**{mark} {r.exercise}: {r.points:g} / {r.max:g}** — {r.feedback}"))
+            text = f"**{mark} {r.exercise}: {r.points:g} / {r.max:g}** — {r.feedback}"
+            extra = printed_lines(cell)
+            if extra:
+                text += (f"\n\nYour code printed {len(extra)} line(s) in this test (in the output above); "
+                         "printing never changes a grade.")
+            if r.points < r.max and r.task in answers:
+                text += f"\n\nYour answer (`{r.task}`):\n\n```rust\n{answers[r.task]}\n```"
+            cells.append(nbformat.v4.new_markdown_cell(text))
     out.cells = cells
     return out
 
@@ -789,10 +1010,10 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
         return Graded(student, zero_rows(source_nb, student, why), seconds)
     executed = nbformat.read(nb_path, as_version=4)
     status = {int(k): v for k, v in json.loads(status_path.read_text()).items()}
-    rows = grade_executed(executed, status, asm.notes, asm.nonce)
+    rows = grade_executed(executed, status, asm.notes, asm.not_own)
     for r in rows:
         r.student = student
-    header = (f"Graded from `{source_path.name}`: your answer cells ran inside the original notebook "
+    header = (f"Graded from `{source_path.name}`: your answer cells, and the cells you added, ran inside the original notebook "
               "(test cells and all other cells as published). Hidden tests are not shown.")
     fb = feedback_notebook(executed, rows, student, header)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
