@@ -11,6 +11,8 @@ metadata says `"nbgrader": {"solution": true, "grade_id": ...}`; autograder test
     python tools/nbgrade.py student --check           # fail when notebooks/student/ is stale
     python tools/nbgrade.py grade SUBMISSIONS --source notebooks/01-convolutions.ipynb \\
         --out build/grades --workers 2                # gradebook.csv + feedback per student
+    python tools/nbgrade.py grade SUBMISSIONS --source NB --out build/grades/shard-3 --shard 3/8
+    python tools/nbgrade.py merge build/grades/all build/grades/shard-*   # one gradebook
     python tools/nbgrade.py prewarm --workers 2       # warm each worker's evcxr build folder
 
 A folder of submissions holds one notebook per student: `NAME.ipynb`, or `NAME/*.ipynb`
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import copy
-import csv
 import json
 import os
 import queue
@@ -41,6 +42,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gradebook  # noqa: E402
 import ownwork  # noqa: E402
 import rustscan  # noqa: E402
 
@@ -669,14 +672,7 @@ def describe_failure(cell, st: dict) -> str:
     return shorten(msg)
 
 
-@dataclass
-class Row:
-    student: str
-    exercise: str  # the test cell's grade_id
-    points: float
-    max: float
-    feedback: str
-    task: str = ""  # the answer cell (grade_id) this test checks
+Row = gradebook.Row
 
 
 def passed_line(cell) -> str:
@@ -1026,58 +1022,80 @@ def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Pa
 
 
 def write_gradebook(out: Path, graded: list[Graded]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "gradebook.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student", "exercise", "points", "max", "feedback"])
-        for g in sorted(graded, key=lambda g: g.student):
-            for r in g.rows:
-                w.writerow([g.student, r.exercise, f"{r.points:g}", f"{r.max:g}", r.feedback])
-    with open(out / "totals.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student", "points", "max", "seconds"])
-        for g in sorted(graded, key=lambda g: g.student):
-            w.writerow([g.student, f"{sum(r.points for r in g.rows):g}",
-                        f"{sum(r.max for r in g.rows):g}", f"{g.seconds:.1f}"])
+    gradebook.write(out, [{"student": g.student, "rows": g.rows, "seconds": g.seconds} for g in graded])
 
 
 def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 2,
                 cell_timeout: float = 120, notebook_timeout: float = 900, html: bool = True,
-                build_base: Path | None = None, log=print) -> list[Graded]:
+                build_base: Path | None = None, log=print, shard: tuple[int, int] | None = None,
+                resume: bool = True) -> list[Graded]:
+    """Grades every submission in the folder (or shard K of N of them) into `out`. Each result
+    is saved as soon as it is graded; with `resume`, a submission already graded under the same
+    source, file and limits is not graded again, so an interrupted run goes on where it stopped."""
     source_nb = nbformat.read(source_path, as_version=4)
     check_source(source_nb, source_path.name)
+    if not submissions.is_dir():
+        raise SystemExit(f"{submissions}: no such folder of submissions")
     subs = find_submissions(submissions, source_path.name)
     if not subs:
         raise SystemExit(f"no submissions in {submissions}: expected NAME.ipynb or NAME/{source_path.name}")
-    base = build_base or Path(os.environ.get("NBGRADE_BUILD_BASE", CACHE / "evcxr-tmp-grade"))
-    workers = max(1, min(workers, len(subs)))
-    dirs = prepare_workers(base, workers, dep_cells(source_nb, source_path), log)
-    free: queue.Queue[Path] = queue.Queue()
-    for d in dirs:
-        free.put(d)
-
-    def task(item):
-        student, path = item
-        d = free.get()
-        try:
-            g = grade_one(student, path, source_nb, source_path, d, out, cell_timeout,
-                          notebook_timeout, html)
-        except Exception as e:  # a bug or an OS error: this student only
-            g = Graded(student, zero_rows(source_nb, student, f"grading failed: {type(e).__name__}: {e}"), 0.0)
-        finally:
+    if shard:
+        subs = gradebook.shard_of(subs, *shard)
+        log(f"shard {shard[0]}/{shard[1]}: {len(subs)} submission(s)")
+    limits = {"cell": cell_timeout, "notebook": notebook_timeout, "html": html}
+    keys = {student: gradebook.key(source_path, path, limits) for student, path in subs}
+    graded: dict[str, Graded] = {}
+    if resume:
+        for student, _ in subs:
+            res = gradebook.load(out, student, keys[student])
+            if res is not None:
+                graded[student] = Graded(student, res["rows"], res["seconds"],
+                                         {int(k): v for k, v in res["status"].items()})
+        if graded:
+            log(f"{len(graded)} submission(s) already graded in {out} (same source, file and limits): kept")
+    todo = [s for s in subs if s[0] not in graded]
+    if todo:
+        base = build_base or Path(os.environ.get("NBGRADE_BUILD_BASE", CACHE / "evcxr-tmp-grade"))
+        workers = max(1, min(workers, len(todo)))
+        dirs = prepare_workers(base, workers, dep_cells(source_nb, source_path), log)
+        free: queue.Queue[Path] = queue.Queue()
+        for d in dirs:
             free.put(d)
-        total = sum(r.points for r in g.rows)
-        log(f"{student}: {total:g} / {sum(r.max for r in g.rows):g} in {g.seconds:.1f} s")
-        return g
+        lock = threading.Lock()
+        t0 = time.monotonic()
 
-    t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        graded = list(pool.map(task, subs))
-    wall = time.monotonic() - t0
-    write_gradebook(out, graded)
-    log(f"graded {len(graded)} submission(s) with {workers} worker(s) in {wall:.0f} s "
-        f"({wall / len(graded):.1f} s per submission); wrote {out / 'gradebook.csv'}")
-    return graded
+        def task(item):
+            student, path = item
+            d = free.get()
+            try:
+                g = grade_one(student, path, source_nb, source_path, d, out, cell_timeout,
+                              notebook_timeout, html)
+            except Exception as e:  # a bug or an OS error: this student only
+                g = Graded(student, zero_rows(source_nb, student, f"grading failed: {type(e).__name__}: {e}"), 0.0)
+            finally:
+                free.put(d)
+            with lock:
+                gradebook.save(out, student, g.rows, g.seconds, g.status, keys[student])
+                graded[student] = g
+                done = len(graded) - (len(subs) - len(todo))
+                left = len(todo) - done
+                per = (time.monotonic() - t0) / done
+                eta = f"about {per * left / 60:.0f} min left" if left else "done"
+                total = sum(r.points for r in g.rows)
+                log(f"[{done}/{len(todo)}] {student}: {total:g} / {sum(r.max for r in g.rows):g} "
+                    f"in {g.seconds:.1f} s · {eta}")
+                write_gradebook(out, list(graded.values()))
+            return g
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(task, todo))
+        wall = time.monotonic() - t0
+        log(f"graded {len(todo)} submission(s) with {workers} worker(s) in {wall:.0f} s "
+            f"({wall / len(todo):.1f} s per submission)")
+    result = [graded[s] for s, _ in subs]
+    write_gradebook(out, result)
+    log(f"wrote {out / 'gradebook.csv'} ({len(result)} submission(s))")
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1099,6 +1117,12 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--notebook-timeout", type=float, default=900, help="seconds per notebook (default 900)")
     gr.add_argument("--no-html", action="store_true", help="skip the HTML feedback")
     gr.add_argument("--build-base", type=Path, help="prewarmed evcxr folder (default ~/.cache/convlab/evcxr-tmp-grade)")
+    gr.add_argument("--shard", help="grade only shard K/N of the submissions (e.g. 3/8; for a job array)")
+    gr.add_argument("--again", action="store_true", help="grade every submission again (default: keep the "
+                    "results already in --out for the same source, file and limits)")
+    mg = sub.add_parser("merge", help="join the results of shards into one gradebook")
+    mg.add_argument("out", type=Path, help="the folder to write (gradebook.csv, totals.csv, feedback/)")
+    mg.add_argument("shards", nargs="+", type=Path, help="the shards' --out folders")
     pw = sub.add_parser("prewarm", help="warm the workers' evcxr build folders")
     pw.add_argument("--source", type=Path, help="answer notebook whose :dep lines to compile")
     pw.add_argument("--workers", type=int, default=2)
@@ -1131,9 +1155,19 @@ def main(argv: list[str] | None = None) -> int:
         prepare_workers(base, args.workers, deps)
         return 0
     if args.cmd == "grade":
+        try:
+            shard = gradebook.parse_shard(args.shard) if args.shard else None
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         graded = grade_class(args.submissions, args.source, args.out, args.workers, args.cell_timeout,
-                             args.notebook_timeout, not args.no_html, args.build_base)
+                             args.notebook_timeout, not args.no_html, args.build_base, shard=shard,
+                             resume=not args.again)
         return 0 if graded else 1
+    if args.cmd == "merge":
+        merged = gradebook.merge(args.out, args.shards)
+        print(f"merged {len(merged)} submission(s) from {len(args.shards)} shard(s) into {args.out / 'gradebook.csv'}")
+        return 0
     return 2
 
 
