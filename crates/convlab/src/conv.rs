@@ -55,7 +55,8 @@ where
             shape_str(filter.shape())
         )));
     }
-    Ok((patch * filter).sum())
+    let products = patch * filter;
+    Ok(products.sum())
 }
 
 /// Checks the image and filter and returns the output size `(H − kh + 1, W − kw + 1)`.
@@ -137,11 +138,11 @@ where
     for x in 0..out_h {
         for y in 0..out_w {
             // We select a local patch of the image
-            let mut patch = image.view();
-            patch.slice_axis_inplace(Axis(0), Slice::from(x..x + filter_height));
-            patch.slice_axis_inplace(Axis(1), Slice::from(y..y + filter_width));
+            let mut window = image.view();
+            window.slice_axis_inplace(Axis(0), Slice::from(x..x + filter_height));
+            window.slice_axis_inplace(Axis(1), Slice::from(y..y + filter_width));
             // Then apply the convolution operation to it
-            filtered_image[[x, y]] = multiply_sum(&patch, filter)?;
+            filtered_image[[x, y]] = multiply_sum(&window, filter)?;
         }
     }
     Ok(filtered_image)

@@ -322,7 +322,8 @@ pub const CIFAR_LAYOUT: [(&str, Part); 17] = {
 /// assert!((keras_lr(0.01, 1e-6, 1_000_000) - 0.005).abs() < 1e-15);
 /// ```
 pub fn keras_lr(lr0: f64, decay: f64, iterations: u64) -> f64 {
-    lr0 / (1.0 + decay * iterations as f64)
+    let t = iterations as f64;
+    lr0 / (1.0 + decay * t)
 }
 
 /// Keras 1's `SGD(lr, momentum, decay, nesterov)`, exactly.
@@ -398,7 +399,8 @@ impl KerasSgd {
 
     /// The seed's settings: `SGD(lr=0.01, decay=1e-6, momentum=0.9, nesterov=True)`.
     pub fn seed_settings(vs: &nn::VarStore) -> Result<KerasSgd> {
-        KerasSgd::new(vs, 0.01, 0.9, 1e-6, true)
+        let (lr, momentum, decay, nesterov) = (0.01, 0.9, 1e-6, true);
+        KerasSgd::new(vs, lr, momentum, decay, nesterov)
     }
 
     /// The learning rate the next update will use.

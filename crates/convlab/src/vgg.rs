@@ -768,8 +768,8 @@ impl Preprocessing {
         for ((y, x, c), &v) in resized.indexed_iter() {
             match self {
                 Preprocessing::Caffe => {
-                    let bgr = 2 - c;
-                    out[[bgr, y, x]] = v - CAFFE_MEAN_BGR[bgr];
+                    let channel = 2 - c; // R, G, B in; B, G, R out
+                    out[[channel, y, x]] = v - CAFFE_MEAN_BGR[channel];
                 }
                 Preprocessing::Torchvision => {
                     out[[c, y, x]] = (v / 255.0 - TORCHVISION_MEAN[c]) / TORCHVISION_STD[c];
@@ -933,9 +933,9 @@ pub fn top_k(probabilities: &Tensor, k: usize) -> Result<Vec<Guess>> {
             "the probabilities hold {v}: the network's output is broken"
         )));
     }
-    let mut order: Vec<(usize, f32)> = p.iter().cloned().enumerate().collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(order
+    let mut ranked: Vec<(usize, f32)> = p.iter().cloned().enumerate().collect();
+    ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
+    Ok(ranked
         .into_iter()
         .take(k)
         .map(|(class, prob)| Guess {
