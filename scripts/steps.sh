@@ -60,9 +60,13 @@ trap 'on_error "$?" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND"' ERR
 # Runs a command that can be silent for minutes, printing a line each minute meanwhile.
 with_heartbeat() {
   local parent=$$ t0=$SECONDS
-  (while sleep 60 && kill -0 "$parent" 2>/dev/null; do
-    log "  ... $STEP: still working ($(minutes $((SECONDS - t0))))"
-  done) &
+  # The heartbeat holds no lock of the caller's (fds 8 and 9) and takes its sleep down with it,
+  # so a lock is free as soon as the step ends.
+  (s=
+   trap 'kill "$s" 2>/dev/null; exit 0' TERM
+   while sleep 60 & s=$!; wait "$s" && kill -0 "$parent" 2>/dev/null; do
+     log "  ... $STEP: still working ($(minutes $((SECONDS - t0))))"
+   done) 8>&- 9>&- &
   local beat=$! status=0
   "$@" || status=$?
   kill "$beat" 2>/dev/null || true

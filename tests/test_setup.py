@@ -135,3 +135,12 @@ def test_offline_without_the_crates_stops_at_the_build_with_what_to_do(tmp_path)
     assert res.returncode != 0
     assert 'failed during "building convlab' in res.stderr, res.stderr[-3000:]
     assert "run once with network access so cargo can fetch the crates" in res.stderr
+
+
+def test_a_step_heartbeat_holds_no_lock_of_the_caller(tmp_path):
+    """The setup holds the seed's lock on fd 8 while it prewarms; the heartbeat of that step must
+    not keep the lock once the step is over (its `sleep 60` used to, for up to a minute)."""
+    lock = tmp_path / "lock"
+    script = (f". {ROOT}/scripts/steps.sh; STEP=x; exec 8>{lock}; flock 8; with_heartbeat sleep 1; "
+              f"exec 8>&-; flock -n {lock} true")
+    assert subprocess.run(["bash", "-c", script], timeout=30).returncode == 0

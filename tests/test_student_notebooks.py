@@ -126,9 +126,12 @@ def test_stub_keeps_indentation_and_uses_the_hint():
     assert out.splitlines() == [
         "fn f() -> u8 {",
         "    // YOUR CODE HERE: add one",
-        '    todo!("f: write your code here, then run the test cell below")',
+        '    todo!("f: write your code here, then run the test cell below");',
         "}",
     ]
+    # code after the region still compiles after the stub: the stub is a statement
+    src = "let x: u8 = {\n    // BEGIN SOLUTION\n    1\n    // END SOLUTION\n};\nprintln!(\"{x}\");"
+    assert nbgrade.clear_solutions(src, "x", True, "here").splitlines()[2].endswith(");")
 
 
 @pytest.mark.parametrize("bad", [

@@ -151,7 +151,8 @@ def check_source(nb, name: str) -> None:
 
 def code_stub(indent: str, hint: str, gid: str) -> list[str]:
     comment = f"// YOUR CODE HERE: {hint}" if hint else "// YOUR CODE HERE (see the task above)"
-    return [indent + comment, f'{indent}todo!("{gid}: write your code here, then run the test cell below")']
+    # a statement (`;`): the stub compiles whether the region ends its block or code follows it
+    return [indent + comment, f'{indent}todo!("{gid}: write your code here, then run the test cell below");']
 
 
 def clear_solutions(source: str, gid: str, code: bool, where: str) -> str:
@@ -884,9 +885,13 @@ def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> lis
     if not stamp.exists() or stamp.read_text() != warm_key(deps):
         seed = Path(os.environ.get("CONVLAB_EVCXR_SEED", CACHE / "evcxr-seed"))
         if not base.exists() and (seed / "target").is_dir() and seed.resolve() != base.resolve():
-            # setup.sh prewarmed this one for the notebooks: start from a copy of it
+            # setup.sh prewarmed this one for the notebooks: start from a copy of it, under the
+            # seed's shared lock as the kernel launcher takes it (the setup may be rewarming it)
+            import fcntl
             log(f"copying {seed} -> {base}")
-            copy_dir(seed, base)
+            with open(f"{seed}.lock", "a+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_SH)
+                copy_dir(seed, base)
         log(f"prewarming {base} (the first time compiles tch: minutes)")
         prewarm_dir(base, deps)
         stamp.write_text(warm_key(deps))

@@ -177,8 +177,9 @@ def png_outputs(cell) -> list[bytes]:
 
 
 def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
-            notebook: nbformat.NotebookNode | None = None) -> Result:
-    """Runs every cell (going on after failures) and collects the problems."""
+            notebook: nbformat.NotebookNode | None = None, startup_timeout: int = 120) -> Result:
+    """Runs every cell (going on after failures) and collects the problems. `startup_timeout`:
+    seconds for the kernel to start (it compiles the crate first when the crate changed)."""
     path = Path(path)
     nb = notebook if notebook is not None else nbformat.read(path, as_version=4)
     client = NotebookClient(
@@ -186,6 +187,7 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
         kernel_name=KERNEL,
         timeout=timeout,
         allow_errors=True,
+        startup_timeout=startup_timeout,
         resources={"metadata": {"path": str(cwd or path.parent)}},
     )
     start = time.monotonic()

@@ -114,18 +114,15 @@ def check(path: Path, timeout: int, out: Path | None = None) -> bool:
     """Runs one notebook and prints its report; True when it ran to its end."""
     import nbformat
     import nbrun
-    from nbclient import NotebookClient
-
-    # A kernel may compile the crate while it starts (after the crate changed): give it the
-    # time a cell gets, not nbclient's default minute.
-    nbrun.NotebookClient = lambda *a, **k: NotebookClient(*a, startup_timeout=timeout, **k)
 
     rel = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
     print(f"\n{rel}: running every cell (a fresh kernel; a minute or two)", flush=True)
     t0 = time.monotonic()
     try:
         nb = nbformat.read(path, as_version=4)
-        result = nbrun.execute(path, timeout=timeout, notebook=nb)
+        # a kernel may compile the crate while it starts (after the crate changed): give it the
+        # time a cell gets, not nbclient's default minute
+        result = nbrun.execute(path, timeout=timeout, notebook=nb, startup_timeout=timeout)
     except Exception as e:  # the kernel did not start, or the file is not a notebook
         print(f"  could not run {rel}: {type(e).__name__}: {shorten(str(e), 1000)}")
         return False
