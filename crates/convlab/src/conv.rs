@@ -493,8 +493,9 @@ fn split_channels_of<const C: usize>(interleaved: &[f32], planes: &mut [f32]) {
 /// One output row (zero at the start): for each filter weight, add the weight times the
 /// image row under it, shifted by the weight's column, to the whole output row. Three
 /// weights (a row of the course's 3×3 filters) share one pass, so that the output row is
-/// read and written once per three weights; it stays in the L1 cache, and the loops run over contiguous memory, which the
-/// compiler turns into SIMD instructions (16 pixels at a time with AVX-512).
+/// read and written once per three weights; it stays in the L1 cache, and the loops run
+/// over contiguous memory, which the compiler turns into SIMD instructions (16 pixels at a
+/// time with AVX-512).
 #[inline(always)]
 fn correlate_row<'a, const FMA: bool>(
     out: &mut [f32],
