@@ -360,7 +360,9 @@ def test_nb1_a_pass_cannot_be_forged_and_printing_costs_nothing(nb1_class):
     forged = feedback(graded, "forger", "test-multiply-sum")
     assert "your answer cell 'multiply-sum' was not run: line 2 replaces the panic hook" in forged
     assert "nbgrade-" not in forged and "__nbgrade" not in forged
-    assert "out of step" in feedback(graded, "protocol_forger", "test-multiply-sum")
+    # its test failed: out of step, or the real assertion's report that arrived behind the forged end
+    said = feedback(graded, "protocol_forger", "test-multiply-sum")
+    assert "out of step" in said or "but your function returned 0" in said, said
     fb = nbformat.read(out / "feedback" / "debug_print.ipynb", as_version=4)
     at = next(i for i, c in enumerate(fb.cells) if nbgrade.grade_id(c) == "test-convolve-size")
     printed = "".join(o.get("text", "") for o in fb.cells[at].outputs if o.get("output_type") == "stream")
