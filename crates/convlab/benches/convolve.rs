@@ -7,7 +7,8 @@
 //! them beside the Python stack's in BENCHMARKS.md; `-- --quick` takes fewer and shorter samples, `-- --fast-only` leaves out the direct method.
 //!
 //! Cases: the seed's direct [`convolve`]; [`convolve_fast`] (one thread); and
-//! [`convolve_fast_threads`] on every core. Grey is the 3×3 horizontal-edge filter of the quiz,
+//! [`convolve_fast_threads`] with `threads = 0` (every core, but one
+//! thread for a small convolution). Grey is the 3×3 horizontal-edge filter of the quiz,
 //! colour the 3×3×3 brown filter; `grey-dense` (fast path only) the
 //! 3×3 outline filter, which has no zero weight to skip. The floor: copying the picture into a buffer that is
 //! already in memory reads and writes each byte once, as a convolution must at least read its
@@ -180,11 +181,7 @@ fn main() {
                     "fast",
                     cores,
                     time(
-                        || {
-                            drop(black_box(
-                                convolve_fast_threads(image, filter, cores).unwrap(),
-                            ))
-                        },
+                        || drop(black_box(convolve_fast_threads(image, filter, 0).unwrap())),
                         samples,
                         secs,
                     ),

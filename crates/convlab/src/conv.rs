@@ -210,7 +210,8 @@ where
 }
 
 /// [`convolve_fast`] on `threads` threads, each computing a band of output rows
-/// (`threads = 0`: as many as the machine has cores).
+/// (`threads = 0`: as many as the machine has cores, but only one for a small convolution,
+/// where starting a thread would cost more than it saves).
 ///
 /// ```
 /// use ndarray::Array2;
@@ -277,7 +278,10 @@ where
         taps,
     };
     let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // A thread takes tens of microseconds to start: one per 2 million multiply-adds at most.
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(out_h * out_w * job.taps.len() / (1 << 21) + 1),
         n => n,
     };
     let band = out_h.div_ceil(threads.clamp(1, out_h));
