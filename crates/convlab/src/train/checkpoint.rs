@@ -105,7 +105,7 @@ pub struct ModelSpec {
     pub probe_device: String,
 }
 
-/// Everything that defines a training run; see the [module](self) docs.
+/// Everything that defines a training run (what makes a checkpoint resumable).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// The format's version.
