@@ -755,10 +755,11 @@ def feedback_notebook(nb, rows: list[Row], student: str, header: str) -> nbforma
     most = sum(r.max for r in rows)
     lines = [f"# Feedback for {student}: {total:g} / {most:g} points", "", header, "",
              "| exercise | test | points | verdict | reason |", "|---|---|---|---|---|"]
+    titles = {grade_id(c): exercise_title(c) for c in out.cells if is_solution(c)}
     for r in rows:
         verdict = "✓ passed" if r.points == r.max else "✗ failed"
         first = r.feedback.split(" | ")[0].splitlines()[0] if r.feedback else ""
-        lines.append(f"| {r.task or '–'} | {r.exercise} | {r.points:g} / {r.max:g} | {verdict} | {_md_cell(shorten(first, 160))} |")
+        lines.append(f"| {titles.get(r.task, r.task) or '–'} | {r.exercise} | {r.points:g} / {r.max:g} | {verdict} | {_md_cell(shorten(first, 160))} |")
     cells = [nbformat.v4.new_markdown_cell("\n".join(lines))]
     answers = {grade_id(c): c.source for c in out.cells if is_solution(c) and c.cell_type == "code"}
     for cell in out.cells:
