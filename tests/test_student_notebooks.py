@@ -349,3 +349,16 @@ def test_an_answer_notebook_that_breaks_its_own_rule_is_refused():
     cell.metadata["convlab"]["forbid"] = {"convolve": "no path"}
     with pytest.raises(nbgrade.SourceError, match="must be a crate path"):
         nbgrade.check_source(nb, "01")
+
+
+def test_a_variable_named_like_the_crate_does_not_hide_it():
+    """`let convlab = …;` does not shadow the crate in a path: `convlab::conv::convolve` still
+    names the reference (a student's own `mod convlab` would)."""
+    import ownwork
+
+    forbid = {"convolve": {"convlab::conv::convolve": "the reference"}}
+    code = "let convlab = 0;\nfn convolve(a: &A, f: &A) -> A { convlab::conv::convolve(a, f).unwrap() }"
+    found = ownwork.check(forbid, [ownwork.Cell("your answer cell 'convolve'", "convolve", code)], [])
+    assert [v.item for v in found["convolve"]] == ["convlab::conv::convolve"]
+    own = "mod convlab { pub mod conv { pub fn convolve(a: &A, _f: &A) -> A { a.clone() } } }\n" + code.split("\n")[1]
+    assert ownwork.check(forbid, [ownwork.Cell("x", "convolve", own)], [])["convolve"] == []

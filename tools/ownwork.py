@@ -63,21 +63,29 @@ def _matches(full: list[str], item: list[str]) -> bool:
     return full[-1] == item[-1]
 
 
-def _resolve(segs: list[str], imports: rustscan.Imports, defined: set[str], depth: int = 0) -> list[list[str]]:
-    """The full paths `segs` may stand for (several when glob imports could supply it)."""
+# Items that can start a path (`name::…`): a `let` or a `fn` of the same name does not
+# shadow the crate in `convlab::conv::convolve`.
+PATH_HEADS = {"mod", "struct", "enum", "union", "trait", "type", "impl"}
+
+
+def _resolve(segs: list[str], imports: rustscan.Imports, defined: set[str], depth: int = 0,
+             modules: set[str] = frozenset()) -> list[list[str]]:
+    """The full paths `segs` may stand for (several when glob imports could supply it).
+    `defined`: the student's own names; `modules`: those of them that can start a path."""
     if depth > 6 or not segs:
         return []
     head = segs[0]
-    if head in ("crate", "self", "super", "Self") or head in defined:
+    own = modules if len(segs) > 1 else defined
+    if head in ("crate", "self", "super", "Self") or head in own:
         return []  # the student's own items
     if head in imports.aliases:
         target = imports.aliases[head] + segs[1:]
         if target[0] == head:
             return [target]
-        return _resolve(target, imports, defined, depth + 1) or [target]
+        return _resolve(target, imports, defined, depth + 1, modules) or [target]
     out = [segs]  # as written: an extern crate by its own name (convlab::…)
     for g in imports.globs:
-        out += _resolve(g + segs, imports, defined, depth + 1) or [g + segs]
+        out += _resolve(g + segs, imports, defined, depth + 1, modules) or [g + segs]
     return out
 
 
@@ -93,6 +101,7 @@ def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[
         imports.merge(rustscan.imports(toks[c]))
     items = [(c, it) for c in student for it in rustscan.items(toks[c])]
     defined = set().union(*(it.names for _, it in items)) if items else set()
+    modules = set().union(*(it.names for _, it in items if it.kind in PATH_HEADS)) if items else set()
     wanted = {i for f in forbid.values() for i in f}
 
     # What each item reaches on its own: (item, line, written)
@@ -107,7 +116,8 @@ def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[
                     if len(parts) >= 2 and parts[-2][:1].isupper() and ref.segments[0] == parts[-1] \
                             and ref.segments[0] not in defined:
                         hits.append((item, ref.line, written))
-                elif any(_matches(full, parts) for full in _resolve(list(ref.segments), imports, defined)):
+                elif any(_matches(full, parts) for full in _resolve(list(ref.segments), imports, defined,
+                                                                    modules=modules)):
                     hits.append((item, ref.line, written))
         direct[k] = hits
 

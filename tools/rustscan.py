@@ -259,6 +259,15 @@ class Item:
     names: set[str]
     toks: list[Token]
 
+    @property
+    def kind(self) -> str:
+        """The item's keyword (`fn`, `let`, `struct`, `mod`, `impl`, …), or "" for a statement."""
+        for t in self.toks:
+            if t.text in ("pub", "crate", "(", ")", "async", "unsafe", "extern", "#"):
+                continue
+            return t.text if t.text in ITEM_WORDS | {"let", "impl", "macro_rules"} else ""
+        return ""
+
 
 def items(toks: list[Token]) -> list[Item]:
     """The cell's top-level items and statements, each with the names it defines (none for a
