@@ -49,7 +49,10 @@ pub const EPSILON: f32 = 1e-7;
 ///
 /// Rotation is not implemented (the seed uses `rotation_range = 0`); a non-zero
 /// `rotation_range` is refused with an error rather than silently ignored.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// A checkpoint records the settings (serde), not the fitted pictures, which follow from the
+/// data.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImageDataGenerator {
     /// Subtract the training set's mean picture.
     pub featurewise_center: bool,
@@ -70,8 +73,10 @@ pub struct ImageDataGenerator {
     /// Flip upside down with probability ½.
     pub vertical_flip: bool,
     /// The mean picture `(3, 32, 32)`, set by [`fit`](Self::fit).
+    #[serde(skip)]
     pub mean: Option<Array3<f32>>,
     /// The standard deviation picture `(3, 32, 32)`, set by [`fit`](Self::fit).
+    #[serde(skip)]
     pub std: Option<Array3<f32>>,
 }
 
@@ -104,6 +109,33 @@ impl ImageDataGenerator {
             horizontal_flip: true,
             ..Default::default()
         }
+    }
+
+    /// The nine settings by their Keras names, values as text (what a changed setting is
+    /// reported as).
+    ///
+    /// ```
+    /// let g = convlab::augment::ImageDataGenerator::seed_settings();
+    /// assert_eq!(g.settings()[5], ("width_shift_range", "0.1".to_string()));
+    /// ```
+    pub fn settings(&self) -> [(&'static str, String); 9] {
+        [
+            ("featurewise_center", self.featurewise_center.to_string()),
+            ("samplewise_center", self.samplewise_center.to_string()),
+            (
+                "featurewise_std_normalization",
+                self.featurewise_std_normalization.to_string(),
+            ),
+            (
+                "samplewise_std_normalization",
+                self.samplewise_std_normalization.to_string(),
+            ),
+            ("rotation_range", self.rotation_range.to_string()),
+            ("width_shift_range", self.width_shift_range.to_string()),
+            ("height_shift_range", self.height_shift_range.to_string()),
+            ("horizontal_flip", self.horizontal_flip.to_string()),
+            ("vertical_flip", self.vertical_flip.to_string()),
+        ]
     }
 
     fn check(&self) -> Result<()> {

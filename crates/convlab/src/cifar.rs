@@ -27,7 +27,9 @@
 //! Without the real data (tests, machines without internet), [`write_test_set`] writes small
 //! batches in exactly the same format, with pictures that a network can learn to tell apart.
 
-use crate::display::{row_png, Picture};
+/// Pictures on a grid (re-exported from [`display`](crate::display), where it lives).
+pub use crate::display::grid;
+use crate::display::Picture;
 use crate::error::{Error, Result};
 use crate::fetch::{download, Checksum};
 use ndarray::{s, Array2, Array3, Array4, ArrayView3, Axis};
@@ -502,37 +504,6 @@ pub fn fetch(url: &str, checksum: &Checksum, parent: &Path) -> Result<PathBuf> {
 pub fn picture(image: ArrayView3<f32>) -> Result<Picture> {
     let hwc: Array3<f32> = image.permuted_axes([1, 2, 0]).to_owned();
     Picture::new(&hwc.mapv(|v| v.clamp(0.0, 1.0)))
-}
-
-/// Lays pictures out on a grid, `per_row` to a row, titles above each: one picture to show.
-pub fn grid(pictures: &[Picture], per_row: usize) -> Result<Picture> {
-    if pictures.is_empty() || per_row == 0 {
-        return Err(Error::Value(
-            "a grid needs at least one picture and one column".into(),
-        ));
-    }
-    let rows = pictures
-        .chunks(per_row)
-        .map(|chunk| {
-            let png = row_png(chunk)?;
-            ::image::load_from_memory(&png)
-                .map(|i| i.to_rgb8())
-                .map_err(|e| Error::Value(format!("could not read back a grid row: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    const GAP: u32 = 12;
-    let width = rows.iter().map(|r| r.width()).max().unwrap_or(1);
-    let height = rows.iter().map(|r| r.height()).sum::<u32>() + GAP * (rows.len() as u32 - 1);
-    let mut canvas = ::image::RgbImage::from_pixel(width, height, ::image::Rgb([255, 255, 255]));
-    let mut y = 0;
-    for row in &rows {
-        ::image::imageops::replace(&mut canvas, row, 0, i64::from(y));
-        y += row.height() + GAP;
-    }
-    Ok(Picture {
-        rgb: canvas,
-        title: None,
-    })
 }
 
 /// The first picture of each class found among `images` `(N, 3, 32, 32)` (0–1 floats),

@@ -158,30 +158,65 @@ impl Picture {
         std::fs::write(path, self.png()?).map_err(|e| Error::io(path, e))
     }
 
-    fn enlarged(&self) -> ::image::RgbImage {
+    /// The picture enlarged (nearest neighbour, each pixel a sharp square) by the smallest
+    /// whole factor that makes its longer side at least `side`; unchanged when it already is.
+    ///
+    /// ```
+    /// let p = convlab::display::Picture::new(&ndarray::Array2::<f32>::eye(30))?;
+    /// assert_eq!(p.clone().enlarged_to(100).rgb.dimensions(), (120, 120));
+    /// assert_eq!(p.enlarged_to(20).rgb.dimensions(), (30, 30));
+    /// # Ok::<(), convlab::Error>(())
+    /// ```
+    pub fn enlarged_to(self, side: u32) -> Picture {
         let (w, h) = self.rgb.dimensions();
-        let side = w.max(h);
-        if side >= MIN_SIDE {
-            return self.rgb.clone();
+        let k = side.div_ceil(w.max(h).max(1));
+        if k <= 1 {
+            return self;
         }
-        let k = MIN_SIDE.div_ceil(side);
-        ::image::imageops::resize(
+        let rgb = ::image::imageops::resize(
             &self.rgb,
             w * k,
             h * k,
             ::image::imageops::FilterType::Nearest,
-        )
+        );
+        Picture { rgb, ..self }
+    }
+
+    /// The picture shrunk (area average) so that its longer side is at most `side`;
+    /// unchanged when it already is.
+    ///
+    /// ```
+    /// let p = convlab::display::Picture::new(&ndarray::Array2::<f32>::zeros((300, 600)))?;
+    /// assert_eq!(p.shrunk_to(200).rgb.dimensions(), (200, 100));
+    /// # Ok::<(), convlab::Error>(())
+    /// ```
+    pub fn shrunk_to(self, side: u32) -> Picture {
+        let (w, h) = self.rgb.dimensions();
+        if w.max(h) <= side {
+            return self;
+        }
+        let scale = side as f64 / w.max(h) as f64;
+        let (nw, nh) = (
+            ((w as f64 * scale).round() as u32).max(1),
+            ((h as f64 * scale).round() as u32).max(1),
+        );
+        let rgb =
+            ::image::imageops::resize(&self.rgb, nw, nh, ::image::imageops::FilterType::Triangle);
+        Picture { rgb, ..self }
     }
 }
 
-/// Lays pictures out in a row, titles above, on a white background; returns PNG bytes.
-fn compose(pictures: &[Picture]) -> Result<Vec<u8>> {
+/// Lays pictures out in a row, titles above, on a white background.
+fn compose_row(pictures: &[Picture]) -> Result<::image::RgbImage> {
     if pictures.is_empty() {
         return Err(Error::Value(
             "nothing to show: the list of pictures is empty".into(),
         ));
     }
-    let tiles: Vec<::image::RgbImage> = pictures.iter().map(Picture::enlarged).collect();
+    let tiles: Vec<::image::RgbImage> = pictures
+        .iter()
+        .map(|p| p.clone().enlarged_to(MIN_SIDE).rgb)
+        .collect();
     let titled = pictures.iter().any(|p| p.title.is_some());
     let band = if titled { TITLE_BAND } else { 0 };
     let width = tiles.iter().map(|t| t.width()).sum::<u32>() + GAP * (tiles.len() as u32 - 1);
@@ -199,14 +234,58 @@ fn compose(pictures: &[Picture]) -> Result<Vec<u8>> {
     if !title_spots.is_empty() {
         draw_titles(&mut canvas, &title_spots)?;
     }
+    Ok(canvas)
+}
+
+/// PNG bytes of a picture.
+fn encode_png(rgb: ::image::RgbImage) -> Result<Vec<u8>> {
     let mut png = Vec::new();
-    ::image::DynamicImage::ImageRgb8(canvas)
+    ::image::DynamicImage::ImageRgb8(rgb)
         .write_to(
             &mut std::io::Cursor::new(&mut png),
             ::image::ImageFormat::Png,
         )
         .map_err(|e| Error::Value(format!("PNG encoding failed: {e}")))?;
     Ok(png)
+}
+
+/// Lays pictures out in a row, titles above, on a white background; returns PNG bytes.
+fn compose(pictures: &[Picture]) -> Result<Vec<u8>> {
+    encode_png(compose_row(pictures)?)
+}
+
+/// Lays pictures out on a grid, `per_row` to a row, titles above each: one picture to show
+/// (rows as [`show_row`] lays them out, stacked).
+///
+/// ```
+/// use convlab::display::{grid, Picture};
+/// let a = Picture::new(&ndarray::Array2::<f32>::zeros((300, 200)))?;
+/// let g = grid(&[a.clone(), a.clone(), a], 2)?;
+/// assert_eq!(g.rgb.dimensions(), (200 + 12 + 200, 300 + 12 + 300));
+/// # Ok::<(), convlab::Error>(())
+/// ```
+pub fn grid(pictures: &[Picture], per_row: usize) -> Result<Picture> {
+    if pictures.is_empty() || per_row == 0 {
+        return Err(Error::Value(
+            "a grid needs at least one picture and one column".into(),
+        ));
+    }
+    let rows = pictures
+        .chunks(per_row)
+        .map(compose_row)
+        .collect::<Result<Vec<_>>>()?;
+    let width = rows.iter().map(|r| r.width()).max().unwrap_or(1);
+    let height = rows.iter().map(|r| r.height()).sum::<u32>() + GAP * (rows.len() as u32 - 1);
+    let mut canvas = ::image::RgbImage::from_pixel(width, height, ::image::Rgb([255, 255, 255]));
+    let mut y = 0;
+    for row in &rows {
+        ::image::imageops::replace(&mut canvas, row, 0, i64::from(y));
+        y += row.height() + GAP;
+    }
+    Ok(Picture {
+        rgb: canvas,
+        title: None,
+    })
 }
 
 fn draw_titles(canvas: &mut ::image::RgbImage, spots: &[(String, u32)]) -> Result<()> {

@@ -8,15 +8,25 @@
 //! | [`image`] | LA2 | pictures as grey or colour arrays |
 //! | [`conv`] | LA3–LA4 | `multiply_sum`, `convolve` and its fast twin |
 //! | [`filters`] | LA3–LA4 | the edge and brown filters |
-//! | [`display`] | all | pictures inline in the notebook, side by side, pixel tables |
+//! | [`display`] | all | pictures inline, side by side, on a grid, enlarged or shrunk; pixel tables |
 //! | [`vis_square`] | LA14 | many small pictures tiled on a grid |
+//! | [`plot`] | LA13– | line, bar and confusion charts |
 //! | [`device`] | LA5– | CUDA when present, else the CPU |
 //! | [`fetch`] | setup | checked, resumable downloads |
-//! | [`vgg`] | LA5–LA14 | VGG-16 layer by layer, preprocessing, top-5, looking inside |
+//! | [`tensor`] | LA5– | arrays ↔ tensors, in one place |
+//! | [`sequential`] | LA5–LA17 | the one sequential model: named layers, kinds, shapes, any layer's output |
+//! | [`summary`] | LA6, LA16 | Keras's `model.summary()` table |
+//! | [`vgg`] | LA5–LA14 | VGG-16's layout and the Keras-style builder (re-exports what the notebook uses) |
 //! | [`weights`] | LA11 | VGG-16's weight files: fetch, convert, load with clear errors |
+//! | [`preprocess`] | LA12 | a picture as VGG-16's input (Caffe or torchvision) |
+//! | [`imagenet`] | LA13 | the 1000 labels, top-k guesses, their chart |
+//! | [`inspect`] | LA14 | filters and activations as pictures |
 //! | [`cifar`] | LA15 | the CIFAR-10 binary batches: fetch, read, show |
-//! | [`train`] | LA16–LA17 | the seed's CIFAR-10 model, Keras's SGD, training with checkpoints |
+//! | [`keras`] | LA16 | Keras 1's convolution and dense layers, Glorot initialisation |
+//! | [`sgd`] | LA17 | Keras 1's SGD with decay and Nesterov momentum |
 //! | [`augment`] | LA18 | Keras's `ImageDataGenerator`: normalisation, shifts, flips |
+//! | [`train`] | LA16–LA18 | the seed's CIFAR-10 model, the training loop, evaluation, predictions (re-exports the notebook's names) |
+//! | [`train::checkpoint`] | LA17 | checkpoints that resume only the same run: the run's record (serde) and weights (`VarStore::save`) |
 //!
 //! In a notebook:
 //!
@@ -25,10 +35,10 @@
 //! use convlab::prelude::*;
 //! ```
 //!
-//! The modules on libtorch (`device`, `vgg`, `weights`, `summary`, `cifar`, `train`,
-//! `augment`) and the `tch` re-export come with the default feature `torch`. Notebook 1 needs
-//! none of them and loads the crate with `default-features = false`: its cells then compile
-//! against ndarray, image and plotters only, which makes them about a third quicker.
+//! The modules on libtorch (those from `device` down in the table, but `fetch`) and the
+//! `tch` re-export come with the default feature `torch`. Notebook 1 needs none of them and
+//! loads the crate with `default-features = false`: its cells then compile against ndarray,
+//! image and plotters only, which makes them about a third quicker.
 //!
 //! ```
 //! use convlab::prelude::*;
@@ -53,9 +63,23 @@ pub mod error;
 pub mod fetch;
 pub mod filters;
 pub mod image;
+#[cfg(feature = "torch")]
+pub mod imagenet;
+#[cfg(feature = "torch")]
+pub mod inspect;
+#[cfg(feature = "torch")]
+pub mod keras;
 pub mod plot;
 #[cfg(feature = "torch")]
+pub mod preprocess;
+#[cfg(feature = "torch")]
+pub mod sequential;
+#[cfg(feature = "torch")]
+pub mod sgd;
+#[cfg(feature = "torch")]
 pub mod summary;
+#[cfg(feature = "torch")]
+pub mod tensor;
 #[cfg(feature = "torch")]
 pub mod train;
 #[cfg(feature = "torch")]

@@ -292,7 +292,8 @@ impl Model {
     }
 }
 
-/// The names and shapes of VGG-16's tensors, in torchvision's naming.
+/// The names and shapes of VGG-16's tensors, in torchvision's naming, from
+/// [`vgg16_layout`](crate::vgg::vgg16_layout).
 ///
 /// ```
 /// let shapes = convlab::weights::vgg16_shapes();
@@ -302,23 +303,33 @@ impl Model {
 /// assert_eq!(total, convlab::vgg::VGG16_PARAMS);
 /// ```
 pub fn vgg16_shapes() -> Vec<(String, Vec<i64>)> {
+    use crate::vgg::VggLayer;
+    let (mut channels, mut side, mut inputs) = (3, 224, 0);
     let mut out = Vec::new();
-    let mut channels = 3;
-    let names = crate::vgg::vgg16_conv_names();
-    let mut names = names.iter();
-    for (filters, convs) in crate::vgg::VGG16_BLOCKS {
-        for _ in 0..convs {
-            let n = names.next().expect("13 names");
-            out.push((format!("{n}.weight"), vec![filters, channels, 3, 3]));
-            out.push((format!("{n}.bias"), vec![filters]));
-            channels = filters;
-        }
-    }
-    let mut inputs = channels * 7 * 7;
-    for (name, units) in crate::vgg::VGG16_DENSE_NAMES.iter().zip([4096, 4096, 1000]) {
-        out.push((format!("{name}.weight"), vec![units, inputs]));
-        out.push((format!("{name}.bias"), vec![units]));
-        inputs = units;
+    for (name, layer) in crate::vgg::vgg16_layout() {
+        let (weight, bias) = match layer {
+            VggLayer::Conv(filters) => {
+                let shape = vec![filters, channels, 3, 3];
+                channels = filters;
+                (shape, filters)
+            }
+            VggLayer::Dense(units, _) => {
+                let shape = vec![units, inputs];
+                inputs = units;
+                (shape, units)
+            }
+            VggLayer::MaxPool => {
+                side /= 2;
+                continue;
+            }
+            VggLayer::Flatten => {
+                inputs = channels * side * side;
+                continue;
+            }
+            VggLayer::Dropout(_) => continue,
+        };
+        out.push((format!("{name}.weight"), weight));
+        out.push((format!("{name}.bias"), vec![bias]));
     }
     out
 }

@@ -5,7 +5,7 @@
 
 use convlab::augment::ImageDataGenerator;
 use convlab::cifar;
-use convlab::train::{cifar_cnn, fit, predict, FitOptions, KerasSgd, RunSpec};
+use convlab::train::{cifar_cnn, fit, predict, FitInputs, FitOptions, KerasSgd, RunSpec};
 use ndarray::{Array2, Array4};
 use tch::{nn, Device, Kind};
 
@@ -208,7 +208,15 @@ fn run_spec_tells_runs_apart() {
         let model = build(&vs.root());
         let before = vs.variables()["conv1.weight"].copy();
         let opt = KerasSgd::new(&vs, lr, 0.9, 1e-6, true).unwrap();
-        let spec = RunSpec::describe(&model, &vs, &opt, datagen, x, &y, &xt, &yt, options).unwrap();
+        let inputs = FitInputs {
+            datagen,
+            x_train: x,
+            y_train: &y,
+            x_test: &xt,
+            y_test: &yt,
+            options,
+        };
+        let spec = RunSpec::describe(&model, &vs, &opt, &inputs).unwrap();
         assert!(
             before.equal(&vs.variables()["conv1.weight"]),
             "describing the run leaves the weights as they were"

@@ -20,9 +20,10 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
-use super::{EpochStats, FitOptions, History, KerasSgd};
+use super::{EpochStats, FitInputs, History};
 use crate::augment::ImageDataGenerator;
 use crate::error::{Error, Result};
+use crate::sgd::KerasSgd;
 use ndarray::{Array2, Array4, Axis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,30 +50,6 @@ pub struct OptimizerSpec {
     pub decay: f64,
     /// Nesterov momentum.
     pub nesterov: bool,
-}
-
-/// The augmentation's and normalisation's settings (not the fitted mean and spread, which
-/// follow from the data).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct AugmentSpec {
-    /// `featurewise_center`.
-    pub featurewise_center: bool,
-    /// `samplewise_center`.
-    pub samplewise_center: bool,
-    /// `featurewise_std_normalization`.
-    pub featurewise_std_normalization: bool,
-    /// `samplewise_std_normalization`.
-    pub samplewise_std_normalization: bool,
-    /// `rotation_range`.
-    pub rotation_range: f32,
-    /// `width_shift_range`.
-    pub width_shift_range: f32,
-    /// `height_shift_range`.
-    pub height_shift_range: f32,
-    /// `horizontal_flip`.
-    pub horizontal_flip: bool,
-    /// `vertical_flip`.
-    pub vertical_flip: bool,
 }
 
 /// Which pictures the run trains and tests on.
@@ -114,30 +91,25 @@ pub struct RunSpec {
     pub model: ModelSpec,
     /// The optimiser's settings.
     pub optimizer: OptimizerSpec,
-    /// The augmentation's settings.
-    pub augmentation: AugmentSpec,
+    /// The augmentation's and normalisation's settings (not the fitted mean and spread,
+    /// which follow from the data).
+    pub augmentation: ImageDataGenerator,
     /// The data.
     pub data: DataSpec,
     /// Pictures per update.
     pub batch_size: usize,
-    /// [`FitOptions::seed`].
+    /// [`FitOptions::seed`](crate::train::FitOptions::seed).
     pub seed: u64,
 }
 
 impl RunSpec {
     /// The run that [`fit`](super::fit) is asked to make. Runs the model once on a fixed input
     /// with fixed weights (the weights of `vs` are restored afterwards).
-    #[allow(clippy::too_many_arguments)]
     pub fn describe(
         model: &impl ModuleT,
         vs: &nn::VarStore,
         opt: &KerasSgd,
-        datagen: &ImageDataGenerator,
-        x_train: &Array4<f32>,
-        y_train: &Array2<f32>,
-        x_test: &Array4<f32>,
-        y_test: &Array2<f32>,
-        options: &FitOptions,
+        inputs: &FitInputs,
     ) -> Result<RunSpec> {
         let mut parameters: Vec<(String, Vec<i64>)> = vs
             .variables()
@@ -145,7 +117,7 @@ impl RunSpec {
             .map(|(n, t)| (n, t.size()))
             .collect();
         parameters.sort();
-        let (_, c, h, w) = x_train.dim();
+        let (_, c, h, w) = inputs.x_train.dim();
         let probe = probe(model, vs, [c, h, w])?;
         Ok(RunSpec {
             version: SPEC_VERSION,
@@ -160,26 +132,20 @@ impl RunSpec {
                 decay: opt.decay,
                 nesterov: opt.nesterov,
             },
-            augmentation: AugmentSpec {
-                featurewise_center: datagen.featurewise_center,
-                samplewise_center: datagen.samplewise_center,
-                featurewise_std_normalization: datagen.featurewise_std_normalization,
-                samplewise_std_normalization: datagen.samplewise_std_normalization,
-                rotation_range: datagen.rotation_range,
-                width_shift_range: datagen.width_shift_range,
-                height_shift_range: datagen.height_shift_range,
-                horizontal_flip: datagen.horizontal_flip,
-                vertical_flip: datagen.vertical_flip,
+            augmentation: ImageDataGenerator {
+                mean: None,
+                std: None,
+                ..inputs.datagen.clone()
             },
             data: DataSpec {
-                train: x_train.len_of(Axis(0)),
-                test: x_test.len_of(Axis(0)),
+                train: inputs.x_train.len_of(Axis(0)),
+                test: inputs.x_test.len_of(Axis(0)),
                 picture: vec![c, h, w],
-                train_digest: digest(x_train, y_train),
-                test_digest: digest(x_test, y_test),
+                train_digest: digest(inputs.x_train, inputs.y_train),
+                test_digest: digest(inputs.x_test, inputs.y_test),
             },
-            batch_size: options.batch_size,
-            seed: options.seed,
+            batch_size: inputs.options.batch_size,
+            seed: inputs.options.seed,
         })
     }
 
@@ -242,26 +208,7 @@ impl RunSpec {
             p.nesterov.to_string(),
         );
         let (a, b) = (&self.augmentation, &other.augmentation);
-        let settings = |g: &AugmentSpec| {
-            [
-                ("featurewise_center", g.featurewise_center.to_string()),
-                ("samplewise_center", g.samplewise_center.to_string()),
-                (
-                    "featurewise_std_normalization",
-                    g.featurewise_std_normalization.to_string(),
-                ),
-                (
-                    "samplewise_std_normalization",
-                    g.samplewise_std_normalization.to_string(),
-                ),
-                ("rotation_range", g.rotation_range.to_string()),
-                ("width_shift_range", g.width_shift_range.to_string()),
-                ("height_shift_range", g.height_shift_range.to_string()),
-                ("horizontal_flip", g.horizontal_flip.to_string()),
-                ("vertical_flip", g.vertical_flip.to_string()),
-            ]
-        };
-        for ((name, x), (_, y)) in settings(a).into_iter().zip(settings(b)) {
+        for ((name, x), (_, y)) in a.settings().into_iter().zip(b.settings()) {
             cmp(&mut out, name, x, y);
         }
         let (d, e) = (&self.data, &other.data);
@@ -517,16 +464,6 @@ pub fn choose_run_dir(base: &Path, spec: &RunSpec) -> Result<RunDir> {
     unreachable!("the loop returns")
 }
 
-fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&named, path).map_err(|e| Error::format(path, e.to_string()))
-}
-
 /// Saves the model, the optimiser and the progress into `dir`: each file is written next to
 /// its place and renamed into it, the progress file last, so a run cut off while saving
 /// resumes from the previous epoch.
@@ -537,8 +474,10 @@ pub fn save_checkpoint(
     progress: &Progress,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let part = |name: &str| dir.join(format!("{name}.part"));
-    save_vars(vs, &part(MODEL_FILE))?;
+    // The extension stays last: VarStore::save chooses safetensors by it.
+    let part = |name: &str| dir.join(format!("part-{name}"));
+    vs.save(part(MODEL_FILE))
+        .map_err(|e| Error::format(part(MODEL_FILE), e.to_string()))?;
     opt.save(&part(OPTIMIZER_FILE))?;
     let p = part(PROGRESS_FILE);
     std::fs::write(&p, progress.to_json()).map_err(|e| Error::io(&p, e))?;
