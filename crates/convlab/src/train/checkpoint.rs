@@ -162,100 +162,81 @@ impl RunSpec {
     /// assert!(a.differences(&a).is_empty());
     /// ```
     pub fn differences(&self, other: &RunSpec) -> Vec<String> {
-        let mut out = Vec::new();
-        cmp(
-            &mut out,
-            "format",
-            self.version.to_string(),
-            other.version.to_string(),
-        );
-        let (m, n) = (&self.model, &other.model);
-        if m.parameters != n.parameters {
-            let names = |p: &[(String, Vec<i64>)]| {
-                p.iter()
-                    .map(|(name, shape)| format!("{name}{shape:?}"))
-                    .collect::<Vec<_>>()
-            };
-            let (a, b) = (names(&m.parameters), names(&n.parameters));
-            let gone: Vec<&String> = a.iter().filter(|x| !b.contains(x)).collect();
-            let new: Vec<&String> = b.iter().filter(|x| !a.contains(x)).collect();
-            out.push(format!(
-                "model weights {} → {}",
-                list(&gone, "none"),
-                list(&new, "none")
-            ));
-        } else if m.probe_device == n.probe_device && !close(&m.probe, &n.probe) {
-            out.push("model (its layers compute something else)".into());
-        }
-        let (o, p) = (&self.optimizer, &other.optimizer);
-        cmp(
-            &mut out,
-            "learning rate",
-            o.lr.to_string(),
-            p.lr.to_string(),
-        );
-        cmp(
-            &mut out,
-            "momentum",
-            o.momentum.to_string(),
-            p.momentum.to_string(),
-        );
-        cmp(&mut out, "decay", o.decay.to_string(), p.decay.to_string());
-        cmp(
-            &mut out,
-            "nesterov",
-            o.nesterov.to_string(),
-            p.nesterov.to_string(),
-        );
-        let (a, b) = (&self.augmentation, &other.augmentation);
-        for ((name, x), (_, y)) in a.settings().into_iter().zip(b.settings()) {
-            cmp(&mut out, name, x, y);
-        }
         let (d, e) = (&self.data, &other.data);
-        cmp(
-            &mut out,
-            "training pictures",
-            d.train.to_string(),
-            e.train.to_string(),
+        let mut out = changed(
+            vec![("format", self.version.to_string())],
+            vec![("format", other.version.to_string())],
         );
-        cmp(
-            &mut out,
-            "test pictures",
-            d.test.to_string(),
-            e.test.to_string(),
-        );
-        cmp(
-            &mut out,
-            "picture shape",
-            format!("{:?}", d.picture),
-            format!("{:?}", e.picture),
-        );
+        out.extend(self.model.difference(&other.model));
+        out.extend(changed(self.settings(), other.settings()));
         if d.train == e.train && d.train_digest != e.train_digest {
             out.push("training data (other pictures or labels)".into());
         }
         if d.test == e.test && d.test_digest != e.test_digest {
             out.push("test data (other pictures or labels)".into());
         }
-        cmp(
-            &mut out,
-            "batch size",
-            self.batch_size.to_string(),
-            other.batch_size.to_string(),
-        );
-        cmp(
-            &mut out,
-            "seed",
-            self.seed.to_string(),
-            other.seed.to_string(),
-        );
+        out.extend(changed(self.batches(), other.batches()));
         out
+    }
+
+    /// The optimiser's, the augmentation's and the data's settings, by name, as text.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let (o, d) = (&self.optimizer, &self.data);
+        let mut out = vec![
+            ("learning rate", o.lr.to_string()),
+            ("momentum", o.momentum.to_string()),
+            ("decay", o.decay.to_string()),
+            ("nesterov", o.nesterov.to_string()),
+        ];
+        out.extend(self.augmentation.settings());
+        out.extend([
+            ("training pictures", d.train.to_string()),
+            ("test pictures", d.test.to_string()),
+            ("picture shape", format!("{:?}", d.picture)),
+        ]);
+        out
+    }
+
+    /// The batch size and the seed, as text.
+    fn batches(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("batch size", self.batch_size.to_string()),
+            ("seed", self.seed.to_string()),
+        ]
     }
 }
 
-fn cmp(out: &mut Vec<String>, what: &str, a: String, b: String) {
-    if a != b {
-        out.push(format!("{what} {a} → {b}"));
+impl ModelSpec {
+    /// What differs from `other`'s model, in a phrase: other weights, or the same weights
+    /// computing something else (probes from different devices are not compared).
+    fn difference(&self, other: &ModelSpec) -> Option<String> {
+        if self.parameters != other.parameters {
+            let names = |p: &[(String, Vec<i64>)]| {
+                p.iter()
+                    .map(|(name, shape)| format!("{name}{shape:?}"))
+                    .collect::<Vec<_>>()
+            };
+            let (a, b) = (names(&self.parameters), names(&other.parameters));
+            let gone: Vec<&String> = a.iter().filter(|x| !b.contains(x)).collect();
+            let new: Vec<&String> = b.iter().filter(|x| !a.contains(x)).collect();
+            let (gone, new) = (list(&gone, "none"), list(&new, "none"));
+            Some(format!("model weights {gone} → {new}"))
+        } else if self.probe_device == other.probe_device && !close(&self.probe, &other.probe) {
+            Some("model (its layers compute something else)".into())
+        } else {
+            None
+        }
     }
+}
+
+/// `what a → b` for each setting that differs between `a` and `b` (the same names in the
+/// same order).
+fn changed(a: Vec<(&'static str, String)>, b: Vec<(&'static str, String)>) -> Vec<String> {
+    a.into_iter()
+        .zip(b)
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((what, x), (_, y))| format!("{what} {x} → {y}"))
+        .collect()
 }
 
 fn list(items: &[&String], empty: &str) -> String {
