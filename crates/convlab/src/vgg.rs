@@ -1,8 +1,8 @@
 //! VGG-16 built layer by layer (Learning Activities 5–14).
 //!
-//! [`Model`] is a small `Sequential`: the notebook adds layers one by one, as the Keras cells
-//! of the original did, and every layer checks the shape it receives, so a mistake shows at
-//! the cell that made it. Layers with weights carry the names those weights have in the
+//! [`Model`] is a [`Sequential`] with its weights: the notebook adds layers one by one, as
+//! the Keras cells of the original did, and every layer checks the shape it receives, so a
+//! mistake shows at the cell that made it. Layers with weights carry the names those weights have in the
 //! weight file (torchvision's `features.0`, `features.2`, …, `classifier.6`), so a misnamed
 //! or misplaced layer is a clear error when the weights are loaded
 //! ([`Model::load_weights`](crate::weights)).
