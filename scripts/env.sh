@@ -6,7 +6,7 @@ CONVLAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CONVLAB_ROOT
 export CONVLAB_CACHE="${CONVLAB_CACHE:-$HOME/.cache/convlab}"
 export CONVLAB_VENV="$CONVLAB_CACHE/venv"
-export CONVLAB_EVCXR_ROOT="$CONVLAB_CACHE/evcxr"
+export CONVLAB_EVCXR_ROOT="${CONVLAB_EVCXR_ROOT:-$CONVLAB_CACHE/evcxr}"
 # evcxr's build folders. The setup prewarms the seed (`:dep convlab` compiled once, tch
 # included); each running kernel leases a copy of it from the pool (scripts/rust-kernel), since
 # two kernels must never share a build folder. A caller may still set EVCXR_TMPDIR itself.

@@ -4,7 +4,8 @@
 #   scripts/setup.sh --check   say what is there and what a run would install; change nothing
 #
 #   1. a Python environment (JupyterLab, nbconvert/nbclient, torch for libtorch) in $CONVLAB_VENV
-#   2. evcxr_jupyter at a pinned version, registered as the Jupyter kernel `rust`
+#   2. evcxr_jupyter at a pinned version (one small change, scripts/build-evcxr.sh), registered
+#      as the Jupyter kernel `rust`
 #   3. the convlab command-line tool, then the course pictures in data/ (from
 #      CONVLAB_DATA_MIRROR when set, else downloaded)
 #   4. evcxr's build folder, prewarmed: `:dep convlab` in a new kernel then takes seconds
@@ -29,9 +30,12 @@ esac
 
 venv_ok() { "$CONVLAB_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
 packages_ok() { venv_ok && cmp -s requirements.txt "$CONVLAB_VENV/.convlab-requirements"; }
+# evcxr_jupyter is built from its release with one small change (scripts/build-evcxr.sh): the
+# stamp names the version and the change, so a new version or a new change builds it again.
+evcxr_stamp() { echo "evcxr_jupyter $EVCXR_VERSION, $(sha256sum <scripts/evcxr-let-only.patch | cut -c1-16)"; }
 evcxr_ok() {
   [ -x "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" ] &&
-    grep -q "\"evcxr_jupyter $EVCXR_VERSION " "$CONVLAB_EVCXR_ROOT/.crates.toml" 2>/dev/null
+    [ "$(cat "$CONVLAB_EVCXR_ROOT/.convlab-evcxr" 2>/dev/null)" = "$(evcxr_stamp)" ]
 }
 kernel_json="$CONVLAB_VENV/share/jupyter/kernels/rust/kernel.json"
 # Cells compile at opt-level 0 (quick to build; a student's own loops run slower), while
@@ -95,7 +99,7 @@ if $check_only; then
   echo "setup --check: tools ok (cargo, $PYTHON, a font); in $CONVLAB_CACHE:"
   report "Python environment" venv_ok
   report "Python packages of requirements.txt" packages_ok
-  report "evcxr_jupyter $EVCXR_VERSION" evcxr_ok
+  report "evcxr_jupyter $EVCXR_VERSION (with scripts/evcxr-let-only.patch)" evcxr_ok
   report "kernel 'rust' (scripts/rust-kernel of this clone, its evcxr and cargo settings)" kernel_ok
   report "evcxr build folder prewarmed with convlab" seed_ok
   exit 0
@@ -135,8 +139,9 @@ fi
 if ! evcxr_ok; then
   step "building evcxr_jupyter $EVCXR_VERSION (10-15 minutes on 2 cores, once)" \
     "cargo could not build evcxr_jupyter: check access to the crate registry and free disk space"
-  with_heartbeat cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION" \
-    --root "$CONVLAB_EVCXR_ROOT"
+  rm -f "$CONVLAB_EVCXR_ROOT/.convlab-evcxr"
+  PYTHON="$CONVLAB_VENV/bin/python" with_heartbeat scripts/build-evcxr.sh "$EVCXR_VERSION"
+  evcxr_stamp >"$CONVLAB_EVCXR_ROOT/.convlab-evcxr"
 fi
 
 # The `rust` kernel, inside the Python environment, started through scripts/rust-kernel.

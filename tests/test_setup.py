@@ -4,6 +4,7 @@ fault a newcomer can meet stops the setup with a message that says what to do.
 
 The full cold install (clone, empty cache, the README's commands) is scripts/cold-start.sh;
 it takes about half an hour and is run by hand when the install path changes."""
+import json
 import os
 import shutil
 import subprocess
@@ -144,3 +145,26 @@ def test_a_step_heartbeat_holds_no_lock_of_the_caller(tmp_path):
     script = (f". {ROOT}/scripts/steps.sh; STEP=x; exec 8>{lock}; flock 8; with_heartbeat sleep 1; "
               f"exec 8>&-; flock -n {lock} true")
     assert subprocess.run(["bash", "-c", script], timeout=30).returncode == 0
+
+
+def test_evcxr_patch_applies_to_the_pinned_release_and_keeps_its_lock(tmp_path):
+    """scripts/build-evcxr.sh --prepare: the release's sources with the change, and a Cargo.lock
+    that cargo accepts as it is (`--locked`), pointing evcxr_jupyter at the changed evcxr."""
+    setup = SETUP.read_text()
+    version = setup.split("EVCXR_VERSION=", 1)[1].split()[0]
+    env = fresh_env(tmp_path)
+    res = subprocess.run([str(ROOT / "scripts" / "build-evcxr.sh"), version, "--prepare"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    jupyter = Path(res.stdout.strip().splitlines()[-1])
+    changed = (jupyter.parent / f"evcxr-{version}" / "src" / "eval_context.rs").read_text()
+    assert 'let declares = user_code.code_string().contains("let");' in changed
+    assert "if declares && let Err(errors) = self.fix_variable_types(" in changed
+    host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True)
+                .stdout.splitlines() if l.startswith("host:"))
+    meta = subprocess.run(["cargo", "metadata", "--locked", "--offline", "--format-version", "1",
+                           "--filter-platform", host, "--manifest-path", str(jupyter / "Cargo.toml")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert meta.returncode == 0, meta.stderr[-3000:]
+    evcxr = [p for p in json.loads(meta.stdout)["packages"] if p["name"] == "evcxr"]
+    assert [p["manifest_path"] for p in evcxr] == [str(jupyter.parent / f"evcxr-{version}" / "Cargo.toml")]
