@@ -239,59 +239,86 @@ where
             shape_str(filter.shape())
         )));
     }
-    let channels = if image.ndim() == 3 {
-        image.shape()[2]
-    } else {
-        1
-    };
-    // The filter's weights that are not zero, with their places; the image as rows of
-    // W·C samples (a copy only when it is not in standard layout).
-    let (kh, kw) = (filter.shape()[0], filter.shape()[1]);
-    let weights = filter.as_standard_layout();
-    let weights = weights
-        .view()
-        .into_shape_with_order((kh, kw, channels))
-        .expect("H×W×C");
-    let mut taps: Vec<Tap> = weights
-        .indexed_iter()
-        .filter(|&(_, &weight)| weight != 0.0)
-        .map(|((i, j, c), &weight)| Tap {
-            line: i * channels + c,
-            column: j,
-            weight,
-        })
-        .collect();
-    // Three weights share a pass over the output row: fill the last three with zero weights.
-    while !taps.len().is_multiple_of(3) {
-        taps.push(Tap {
-            line: 0,
-            column: 0,
-            weight: 0.0,
-        });
-    }
+    // The image as rows of W·C samples (a copy only when it is not in standard layout).
     let samples = image.as_standard_layout();
-    let job = Correlation {
-        image: samples.as_slice().expect("standard layout"),
-        width: image.shape()[1],
-        channels,
-        filter_height: kh,
-        taps,
-    };
+    let job = Correlation::new(
+        samples.as_slice().expect("standard layout"),
+        image.shape()[1],
+        filter,
+    );
     let threads = match threads {
-        // A thread takes tens of microseconds to start: one per 2 million multiply-adds at most.
-        0 => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(out_h * out_w * job.taps.len() / (1 << 21) + 1),
+        0 => job.threads_worth_starting(out_h * out_w),
         n => n,
     };
-    let band = out_h.div_ceil(threads.clamp(1, out_h));
-    let (out, finite) = if band == out_h {
-        // One thread: each row is appended to the output as it is done.
-        let mut out = Vec::with_capacity(out_h * out_w);
-        advise_huge_pages(out.spare_capacity_mut());
-        let finite = correlate_rows(&job, 0..out_h, out_w, &mut |row| out.extend_from_slice(row));
-        (out, finite)
-    } else {
+    let (out, finite) = job.run(out_h, out_w, threads);
+    if !finite || !filter.iter().all(|w| w.is_finite()) {
+        check_finite(image, filter)?;
+    }
+    Ok(Array2::from_shape_vec((out_h, out_w), out).expect("out_h × out_w samples"))
+}
+
+impl<'a> Correlation<'a> {
+    /// The filter's weights that are not zero, with their places, over `image`'s rows of
+    /// `width` pixels (the channels of the filter's last axis, or one).
+    fn new<T, D>(image: &'a [f32], width: usize, filter: &ArrayBase<T, D>) -> Self
+    where
+        T: Data<Elem = f32>,
+        D: Dimension,
+    {
+        let shape = filter.shape();
+        let (kh, kw) = (shape[0], shape[1]);
+        let channels = if shape.len() == 3 { shape[2] } else { 1 };
+        let weights = filter.as_standard_layout();
+        let weights = weights
+            .view()
+            .into_shape_with_order((kh, kw, channels))
+            .expect("H×W×C");
+        let mut taps: Vec<Tap> = weights
+            .indexed_iter()
+            .filter(|&(_, &weight)| weight != 0.0)
+            .map(|((i, j, c), &weight)| Tap {
+                line: i * channels + c,
+                column: j,
+                weight,
+            })
+            .collect();
+        // Three weights share a pass over the output row: fill the last three with zero weights.
+        while !taps.len().is_multiple_of(3) {
+            taps.push(Tap {
+                line: 0,
+                column: 0,
+                weight: 0.0,
+            });
+        }
+        Correlation {
+            image,
+            width,
+            channels,
+            filter_height: kh,
+            taps,
+        }
+    }
+
+    /// As many threads as the machine has cores, but no more than one per 2 million
+    /// multiply-adds: a thread takes tens of microseconds to start.
+    fn threads_worth_starting(&self, outputs: usize) -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(outputs * self.taps.len() / (1 << 21) + 1)
+    }
+
+    /// The `out_h × out_w` output on `threads` threads, each a band of rows, and whether
+    /// every image sample read was finite.
+    fn run(&self, out_h: usize, out_w: usize, threads: usize) -> (Vec<f32>, bool) {
+        let band = out_h.div_ceil(threads.clamp(1, out_h));
+        if band == out_h {
+            // One thread: each row is appended to the output as it is done.
+            let mut out = Vec::with_capacity(out_h * out_w);
+            advise_huge_pages(out.spare_capacity_mut());
+            let finite =
+                correlate_rows(self, 0..out_h, out_w, &mut |row| out.extend_from_slice(row));
+            return (out, finite);
+        }
         // A band of rows per thread, each written into its part of the output.
         let mut out = vec![0.0f32; out_h * out_w];
         advise_huge_pages(&out);
@@ -299,7 +326,7 @@ where
         let band_rows = |b: usize, part: &mut [f32]| {
             let rows = b * band..b * band + part.len() / out_w;
             let mut targets = part.chunks_exact_mut(out_w);
-            correlate_rows(&job, rows, out_w, &mut |row| {
+            correlate_rows(self, rows, out_w, &mut |row| {
                 targets.next().expect("a row").copy_from_slice(row)
             })
         };
@@ -310,18 +337,13 @@ where
                 .map(|(b, part)| scope.spawn(move || band_rows(b, part)))
                 .collect();
             let here = band_rows(0, first);
-            let done: Vec<bool> = workers
+            workers
                 .into_iter()
                 .map(|w| w.join().expect("a convolution thread"))
-                .collect();
-            here && done.into_iter().all(|finite| finite)
+                .fold(here, |all, finite| all && finite)
         });
         (out, finite)
-    };
-    if !finite || !filter.iter().all(|w| w.is_finite()) {
-        check_finite(image, filter)?;
     }
-    Ok(Array2::from_shape_vec((out_h, out_w), out).expect("out_h × out_w samples"))
 }
 
 /// Asks Linux to back a large output with 2 MB pages, as NumPy does for its arrays:
