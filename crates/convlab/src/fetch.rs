@@ -133,6 +133,16 @@ struct Progress {
 
 #[cfg(feature = "download")]
 impl Progress {
+    /// Progress of a body of `length` bytes (when the server says) that continues a file of
+    /// `start` bytes.
+    fn new(start: u64, length: Option<u64>) -> Progress {
+        Progress {
+            total: length.map(|l| l + start),
+            done: start,
+            last_mark: u64::MAX,
+        }
+    }
+
     fn step(&mut self, n: u64) {
         self.done += n;
         let mark = match self.total {
@@ -163,91 +173,153 @@ pub fn download(url: &str, dest: &Path, checksum: &Checksum) -> Result<PathBuf> 
         verify(dest, checksum)?;
         return Ok(dest.to_path_buf());
     }
+    create_parent(dest)?;
+    let part = part_path(dest);
+    let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let response = request(url, have)?;
+    let start = if have > 0 && response.status().as_u16() == 206 {
+        have
+    } else {
+        0
+    };
+    let mut progress = Progress::new(start, content_length(&response));
+    let file = open_part(&part, start > 0)?;
+    announce(url, start);
+    write_body(
+        url,
+        response.into_body().into_reader(),
+        file,
+        &part,
+        &mut progress,
+    )?;
+    check_complete(url, &progress)?;
+    verify_and_rename(&part, dest, checksum)
+}
+
+/// Creates the folder that will hold `dest`, when it names one.
+fn create_parent(dest: &Path) -> Result<()> {
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let part = part_path(dest);
-    let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let fail = |reason: String| Error::Download {
+    Ok(())
+}
+
+/// A failed download of `url`, with the reason.
+#[cfg(feature = "download")]
+fn download_error(url: &str, reason: String) -> Error {
+    Error::Download {
         url: url.to_string(),
         reason,
-    };
+    }
+}
+
+/// Asks the server for `url`, for the bytes from `have` on when a `.part` file holds that many.
+#[cfg(feature = "download")]
+fn request(url: &str, have: u64) -> Result<ureq::http::Response<ureq::Body>> {
     let mut request = ureq::get(url);
     if have > 0 {
         request = request.header("Range", &format!("bytes={have}-"));
     }
-    let response = request
+    request
         .call()
-        .map_err(|e| fail(format!("{e} (check the address and your connection)")))?;
-    let status = response.status().as_u16();
-    let resumed = have > 0 && status == 206;
-    let length = response
+        .map_err(|e| download_error(url, format!("{e} (check the address and your connection)")))
+}
+
+/// The body's length as the server announces it, if it does.
+#[cfg(feature = "download")]
+fn content_length(response: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    response
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut file = if resumed {
-        fs::OpenOptions::new().append(true).open(&part)
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Opens the `.part` file: for appending when the server resumes, else empty.
+#[cfg(feature = "download")]
+fn open_part(part: &Path, resumed: bool) -> Result<File> {
+    if resumed {
+        fs::OpenOptions::new().append(true).open(part)
     } else {
-        File::create(&part)
+        File::create(part)
     }
-    .map_err(|e| Error::io(&part, e))?;
-    let start = if resumed { have } else { 0 };
+    .map_err(|e| Error::io(part, e))
+}
+
+/// Says on stdout what is being downloaded, and from where it resumes (`start` > 0).
+#[cfg(feature = "download")]
+fn announce(url: &str, start: u64) {
     println!(
         "downloading {url}{}",
-        if resumed {
-            format!(" (resuming at {have} bytes)")
+        if start > 0 {
+            format!(" (resuming at {start} bytes)")
         } else {
             String::new()
         }
     );
-    let mut progress = Progress {
-        total: length.map(|l| l + start),
-        done: start,
-        last_mark: u64::MAX,
-    };
-    let mut body = response.into_body().into_reader();
+}
+
+/// Appends `body` to the `.part` file, counting the bytes in `progress`, and syncs it to
+/// disk. A failed read is a cut-off download, which the next call resumes.
+#[cfg(feature = "download")]
+fn write_body(
+    url: &str,
+    mut body: impl Read,
+    mut file: File,
+    part: &Path,
+    progress: &mut Progress,
+) -> Result<()> {
     let mut buf = vec![0u8; 1 << 16];
-    let mut received = 0u64;
     loop {
         let n = body.read(&mut buf).map_err(|e| {
-            fail(format!(
-                "cut off after {} bytes ({e}); run the fetch again to resume",
-                start + received
-            ))
+            download_error(
+                url,
+                format!(
+                    "cut off after {} bytes ({e}); run the fetch again to resume",
+                    progress.done
+                ),
+            )
         })?;
         if n == 0 {
             break;
         }
-        std::io::Write::write_all(&mut file, &buf[..n]).map_err(|e| Error::io(&part, e))?;
-        received += n as u64;
+        std::io::Write::write_all(&mut file, &buf[..n]).map_err(|e| Error::io(part, e))?;
         progress.step(n as u64);
     }
-    file.sync_all().map_err(|e| Error::io(&part, e))?;
-    drop(file);
-    if let Some(l) = length {
-        if received < l {
-            return Err(fail(format!(
-                "cut off after {} of {} bytes; run the fetch again to resume",
-                start + received,
-                start + l
-            )));
-        }
+    file.sync_all().map_err(|e| Error::io(part, e))
+}
+
+/// Fails when the body ended before the length the server announced.
+#[cfg(feature = "download")]
+fn check_complete(url: &str, progress: &Progress) -> Result<()> {
+    match progress.total {
+        Some(total) if progress.done < total => Err(download_error(
+            url,
+            format!(
+                "cut off after {} of {total} bytes; run the fetch again to resume",
+                progress.done
+            ),
+        )),
+        _ => Ok(()),
     }
-    if let Err(e) = verify(&part, checksum) {
-        let _ = fs::remove_file(&part);
+}
+
+/// Verifies the finished `.part` file and renames it to `dest`; a file that fails the check
+/// is removed, so that the next call starts again.
+#[cfg(feature = "download")]
+fn verify_and_rename(part: &Path, dest: &Path, checksum: &Checksum) -> Result<PathBuf> {
+    if let Err(e) = verify(part, checksum) {
+        let _ = fs::remove_file(part);
         return Err(e);
     }
-    fs::rename(&part, dest).map_err(|e| Error::io(dest, e))?;
+    fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
     Ok(dest.to_path_buf())
 }
 
 /// Copies `src` to `dest` through a `.part` file, verifying `checksum` before the rename.
 pub fn copy_verified(src: &Path, dest: &Path, checksum: &Checksum) -> Result<PathBuf> {
     verify(src, checksum)?;
-    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    create_parent(dest)?;
     let part = part_path(dest);
     fs::copy(src, &part).map_err(|e| Error::io(src, e))?;
     fs::rename(&part, dest).map_err(|e| Error::io(dest, e))?;

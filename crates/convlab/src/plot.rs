@@ -167,7 +167,27 @@ pub fn lines(
 /// # Ok::<(), convlab::Error>(())
 /// ```
 pub fn confusion(title: &str, labels: &[&str], counts: &[Vec<u64>]) -> Result<Picture> {
-    let n = labels.len();
+    check_square(labels.len(), counts)?;
+    render(W, W, |root| {
+        let mut chart = confusion_axes(root, title, labels)?;
+        let max = counts.iter().flatten().cloned().max().unwrap_or(0).max(1) as f64;
+        let n = labels.len();
+        for (r, row) in counts.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                draw_cell(&mut chart, (c, n - 1 - r), v, max)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The confusion matrix's axes: one segment per class on each, from 0 to n - 1.
+type Classes = plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordusize>;
+/// The confusion matrix's chart, predicted class across, true class up.
+type Grid<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Classes, Classes>>;
+
+/// Fails unless `counts` is an `n`×`n` matrix (and `n` > 0), naming the shape it got.
+fn check_square(n: usize, counts: &[Vec<u64>]) -> Result<()> {
     if n == 0 || counts.len() != n || counts.iter().any(|r| r.len() != n) {
         return Err(Error::Shape(format!(
             "confusion needs an {n}×{n} matrix for {n} labels, got {} rows of lengths {:?}",
@@ -175,60 +195,69 @@ pub fn confusion(title: &str, labels: &[&str], counts: &[Vec<u64>]) -> Result<Pi
             counts.iter().map(Vec::len).collect::<Vec<_>>()
         )));
     }
-    let max = counts.iter().flatten().cloned().max().unwrap_or(0).max(1) as f64;
+    Ok(())
+}
+
+/// The title, the axes and the class names of a confusion matrix; the first class is at
+/// the top of the vertical axis (`flip`).
+fn confusion_axes<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    labels: &[&str],
+) -> Result<Grid<'a, 'b>> {
+    let n = labels.len();
     let name = |v: &SegmentValue<usize>, flip: bool| match v {
         SegmentValue::CenterOf(i) if *i < n => {
             labels[if flip { n - 1 - *i } else { *i }].to_string()
         }
         _ => String::new(),
     };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(n)
+        .y_labels(n)
+        .x_desc("predicted")
+        .y_desc("true")
+        .x_label_formatter(&|v| name(v, false))
+        .y_label_formatter(&|v| name(v, true))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+/// One cell at `(column, row from the bottom)`: a square shaded from white (0) to blue
+/// (`max`), with the count written in its middle, white on the dark cells.
+fn draw_cell(chart: &mut Grid<'_, '_>, (c, y): (usize, usize), v: u64, max: f64) -> Result<()> {
+    let shade = 1.0 - v as f64 / max;
+    let level = (255.0 * shade) as u8;
+    let fill = RGBColor(level, level, 255);
+    let cell = [
+        (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+        (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+    ];
+    chart
+        .draw_series(std::iter::once(Rectangle::new(cell, fill.filled())))
+        .map_err(err)?;
+    let ink = if shade < 0.5 { WHITE } else { BLACK };
     let centred = plotters::style::text_anchor::Pos::new(
         plotters::style::text_anchor::HPos::Center,
         plotters::style::text_anchor::VPos::Center,
     );
-    render(W, W, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(60)
-            .y_label_area_size(90)
-            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(n)
-            .y_labels(n)
-            .x_desc("predicted")
-            .y_desc("true")
-            .x_label_formatter(&|v| name(v, false))
-            .y_label_formatter(&|v| name(v, true))
-            .draw()
-            .map_err(err)?;
-        for (r, row) in counts.iter().enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                let y = n - 1 - r;
-                let shade = 1.0 - v as f64 / max;
-                let level = (255.0 * shade) as u8;
-                let fill = RGBColor(level, level, 255);
-                let cell = [
-                    (SegmentValue::Exact(c), SegmentValue::Exact(y)),
-                    (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
-                ];
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(cell, fill.filled())))
-                    .map_err(err)?;
-                let ink = if shade < 0.5 { WHITE } else { BLACK };
-                let style = ("sans-serif", 14).into_font().color(&ink).pos(centred);
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        v.to_string(),
-                        (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
-                        style,
-                    )))
-                    .map_err(err)?;
-            }
-        }
-        Ok(())
-    })
+    let style = ("sans-serif", 14).into_font().color(&ink).pos(centred);
+    chart
+        .draw_series(std::iter::once(Text::new(
+            v.to_string(),
+            (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
+            style,
+        )))
+        .map_err(err)?;
+    Ok(())
 }

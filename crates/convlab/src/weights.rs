@@ -208,53 +208,82 @@ pub fn check_compatible(
         .keys()
         .filter(|k| !expected.contains_key(*k) && *k != TEST_MARKER)
         .collect();
-    let mismatched: Vec<String> = expected
+    let mismatched = shape_differences(expected, found);
+    if missing.is_empty() && extra.is_empty() && mismatched.is_empty() {
+        return Ok(());
+    }
+    let mut reason = String::from("the weights do not fit the model:");
+    reason += &conv_count_note(expected, found);
+    if !missing.is_empty() {
+        reason += &format!(
+            "\n  the model has layers the file lacks: {} (is a layer misnamed, or added in the wrong place?)",
+            first_names(&missing)
+        );
+    }
+    if !extra.is_empty() {
+        reason += &format!(
+            "\n  the file has tensors the model lacks: {}",
+            first_names(&extra)
+        );
+    }
+    reason += &shape_notes(&mismatched);
+    Err(Error::format(path, reason))
+}
+
+/// The tensors both have with different shapes, each as "name: the model has …, the file …".
+fn shape_differences(
+    expected: &BTreeMap<String, Vec<i64>>,
+    found: &BTreeMap<String, Vec<i64>>,
+) -> Vec<String> {
+    expected
         .iter()
         .filter_map(|(k, s)| match found.get(k) {
             Some(f) if f != s => Some(format!("{k}: the model has {s:?}, the file {f:?}")),
             _ => None,
         })
-        .collect();
-    if missing.is_empty() && extra.is_empty() && mismatched.is_empty() {
-        return Ok(());
-    }
-    let mut reason = String::from("the weights do not fit the model:");
+        .collect()
+}
+
+/// A line saying that the file has another number of convolution layers than the model
+/// (naming VGG-16 or VGG-19 when the count says so); empty when the counts agree or the
+/// file has none.
+fn conv_count_note(
+    expected: &BTreeMap<String, Vec<i64>>,
+    found: &BTreeMap<String, Vec<i64>>,
+) -> String {
     let (model_convs, file_convs) = (conv_layers(expected).len(), conv_layers(found).len());
-    if file_convs != model_convs && file_convs > 0 {
-        let hint = match file_convs {
-            16 => " — this looks like VGG-19 weights (16 convolution layers)",
-            13 => " — this looks like VGG-16 weights",
-            _ => "",
-        };
-        reason += &format!(
-            "\n  the file has {file_convs} convolution layers, the model {model_convs}{hint}"
-        );
+    if file_convs == model_convs || file_convs == 0 {
+        return String::new();
     }
-    let list = |v: &[&String]| {
-        let shown: Vec<&str> = v.iter().take(8).map(|s| s.as_str()).collect();
-        let more = if v.len() > 8 {
-            format!(" and {} more", v.len() - 8)
-        } else {
-            String::new()
-        };
-        format!("{}{more}", shown.join(", "))
+    let hint = match file_convs {
+        16 => " — this looks like VGG-19 weights (16 convolution layers)",
+        13 => " — this looks like VGG-16 weights",
+        _ => "",
     };
-    if !missing.is_empty() {
-        reason += &format!(
-            "\n  the model has layers the file lacks: {} (is a layer misnamed, or added in the wrong place?)",
-            list(&missing)
-        );
-    }
-    if !extra.is_empty() {
-        reason += &format!("\n  the file has tensors the model lacks: {}", list(&extra));
-    }
+    format!("\n  the file has {file_convs} convolution layers, the model {model_convs}{hint}")
+}
+
+/// The first 8 names, joined with commas, and how many more there are.
+fn first_names(names: &[&String]) -> String {
+    let shown: Vec<&str> = names.iter().take(8).map(|s| s.as_str()).collect();
+    let more = if names.len() > 8 {
+        format!(" and {} more", names.len() - 8)
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// A line for each of the first 8 shape differences, and one that counts the rest.
+fn shape_notes(mismatched: &[String]) -> String {
+    let mut notes = String::new();
     for m in mismatched.iter().take(8) {
-        reason += &format!("\n  shape differs for {m}");
+        notes += &format!("\n  shape differs for {m}");
     }
     if mismatched.len() > 8 {
-        reason += &format!("\n  … and {} more shape differences", mismatched.len() - 8);
+        notes += &format!("\n  … and {} more shape differences", mismatched.len() - 8);
     }
-    Err(Error::format(path, reason))
+    notes
 }
 
 impl Model {
