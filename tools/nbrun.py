@@ -229,7 +229,8 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
 
 def prewarm() -> int:
     """Runs `:dep convlab` in a kernel with and without libtorch (the `torch` feature), so
-    both builds land in EVCXR_TMPDIR (the setup points it at the seed build folder). The kernels resolve crates offline (see setup.sh);
+    both builds land in EVCXR_TMPDIR (the setup points it at the seed build folder), and
+    `cargo check` once with each (a compile error in a `let`). The kernels resolve crates offline (see setup.sh);
     the prewarm may go online, to fetch what the local cache lacks."""
     crate = ROOT / "crates" / "convlab"
     variants = [
@@ -241,15 +242,22 @@ def prewarm() -> int:
          "let g = convlab::filters::horizontal_edge();\n"
          'println!("{}", g.sum());'),
     ]
+    # A student's first mistake in a `let` (a misspelt name) makes evcxr run `cargo check`,
+    # which checks every dependency once per build folder: tens of seconds for the first
+    # error, unless the seed has done it. The third cell makes that mistake on purpose.
+    mistake = "let prewarm_mistake = convlab::no_such_function();"
     os.environ["CARGO_NET_OFFLINE"] = "false"
     for name, dep, cell in variants:
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(dep), nbformat.v4.new_code_cell(cell)]
+        nb.cells = [nbformat.v4.new_code_cell(src) for src in (dep, cell, mistake)]
         with tempfile.TemporaryDirectory() as tmp:
             res = execute(Path(tmp) / "prewarm.ipynb", timeout=3600, notebook=nb, cwd=Path(tmp))
-        if not res.ok:
+        expected = [p for p in res.problems if p.index == 2 and "no_such_function" in p.message]
+        if len(expected) != 1 or len(res.problems) != 1:
             for p in res.problems:
                 print(f"prewarm: {p}", file=sys.stderr)
+            if not expected:
+                print("prewarm: the deliberate mistake of the last cell gave no compile error", file=sys.stderr)
             return 1
         print(f"prewarm: kernel ready, convlab {name} ({res.seconds:.0f} s)")
     return 0
