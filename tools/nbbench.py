@@ -115,6 +115,7 @@ class Run:
     ready_to_picture: float | None
     start_to_picture: float | None
     cells: dict[int, float]
+    first_mistake: float | None = None
 
 
 # ---------------------------------------------------------------------------- the cells
@@ -326,6 +327,7 @@ def run_cells(kr: KernelRun, nb, target: Target, t0: float, ready: float, idle: 
     for index, cell in code_cells(nb):  # a report that came late still fails its cell
         msg_id, guarded = sent_ids[index]
         check_cell(target.name, index, cell, kr.outputs.get(msg_id, []), kr.replies.get(msg_id), guarded)
+    mistake = first_mistake(kr, target)
     return Run(
         kernel_start=ready - t0,
         kernel_idle=None if idle is None else idle - t0,
@@ -333,7 +335,27 @@ def run_cells(kr: KernelRun, nb, target: Target, t0: float, ready: float, idle: 
         ready_to_picture=picture[1] - ready if picture else None,
         start_to_picture=picture[1] - t0 if picture else None,
         cells=cells,
+        first_mistake=mistake,
     )
+
+
+MISTAKE = {"rust": "let misspelt = convlab::no_such_function();", "python": "misspelt = no_such_function()"}
+
+
+def first_mistake(kr: KernelRun, target: Target) -> float:
+    """Seconds until the kernel reports a student's first mistake, a misspelt name on the
+    right of a `let` (Rust) or an assignment (Python), run after the notebook's cells. In
+    evcxr that is the first error its type analysis cannot settle: it then runs `cargo check`,
+    which in a build folder that never checked its dependencies checks all of them first."""
+    source = MISTAKE[language_of(target.kernel)]
+    try:
+        msg_id, sent, done = kr.execute(source)
+    except TimeoutError as e:
+        raise BenchError(f"{target.name}: the deliberate mistake ({source}): {e}") from None
+    text = " ".join(o.get("evalue", "") + o.get("text", "") for o in kr.outputs.get(msg_id, []))
+    if "no_such_function" not in text:
+        raise BenchError(f"{target.name}: the deliberate mistake ({source}) gave no error naming it: {text[:300]!r}")
+    return done - sent
 
 
 # ---------------------------------------------------------------------------- set-up
@@ -483,6 +505,7 @@ def summarise(target: Target, runs: list[Run]) -> dict:
         "median_light_cell": spread([statistics.median(r.cells[i] for i in light) if light else None
                                      for r in runs]),
         "all_cells": spread([sum(r.cells.values()) for r in runs]),
+        "first_mistake": spread([r.first_mistake for r in runs]),
         "code_cells": len(cells),
         "cells": cells,
         "raw_runs": [asdict(r) for r in runs],
@@ -514,6 +537,8 @@ def notebook_table(name: str, summary: dict) -> str:
         ("first picture, after start", summary["start_to_picture"]),
         (f"median light cell ({len(summary['light_cells'])} light cells)", summary["median_light_cell"]),
         (f"all {summary['code_cells']} code cells", summary["all_cells"]),
+        ("then a misspelt name, `" + MISTAKE[language_of(summary["kernel"])] + "`, until its error",
+         summary.get("first_mistake")),
     ]
     lines = [f"### {name} (`{summary['notebook']}`, kernel `{summary['kernel']}`)", "",
              "| measure | median s | min–max s |", "|---|---:|---:|"]
@@ -556,6 +581,7 @@ def comparison_table(rust: dict, python: dict) -> str:
          rust["median_light_cell"], python["median_light_cell"]),
         (f"all code cells ({rust['code_cells']} vs {python['code_cells']})", rust["all_cells"], python["all_cells"]),
         (f"only the cells with a twin ({nr} vs {npy})", mr, mp),
+        ("then a misspelt name, until its error", rust.get("first_mistake"), python.get("first_mistake")),
     ]
     lines = [f"### Rust notebook 1 beside the Python baseline", "",
              "| measure | Rust `01-convolutions` s | Python baseline s | Rust / Python |", "|---|---:|---:|---:|"]
