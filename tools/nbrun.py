@@ -98,19 +98,6 @@ PANIC_HOOK = """std::panic::set_hook(Box::new(|info| {
 }));""" % PANIC_MARK
 
 
-def install_panic_hook(client, nb) -> None:
-    """Runs PANIC_HOOK in the client's kernel (as a cell that is not kept in `nb`)."""
-    cell = nbformat.v4.new_code_cell(PANIC_HOOK)
-    nb.cells.insert(0, cell)  # nbclient stores the executed cell at its index
-    try:
-        client.execute_cell(cell, 0)
-    finally:
-        nb.cells.pop(0)
-    problem = cell_problem(0, cell)
-    if problem:
-        raise RuntimeError(f"could not install the panic hook: {problem.message.strip()[:2000]}")
-
-
 def promote_panic_report(cell) -> bool:
     """Moves PANIC_MARK lines from the cell's stdout into a stderr output (where evcxr shows
     a panic); True when there were any."""
@@ -176,46 +163,115 @@ def png_outputs(cell) -> list[bytes]:
     return pngs
 
 
+class Kernel:
+    """The one cell executor of the course's tools (this runner, the grader, the release's
+    checker): a `rust` kernel running the cells of one notebook in order, each under a time
+    limit, its panic report brought back where evcxr shows it.
+
+        with Kernel(nb, cwd, timeout=300) as k:
+            ran = k.run(cell, index)          # Ran: status ok | failed | timeout | dead
+            extra = k.run_extra(source, at)   # a cell of the caller's own, not kept in nb
+
+    `setup`: cells of the caller's own run first, before the panic hook (PANIC_HOOK); `env`:
+    the kernel's environment (default: this process's); `shutdown`: nbclient's way to stop it."""
+
+    def __init__(self, nb, cwd: Path, timeout: float = 900, startup_timeout: int = 120,
+                 env: dict | None = None, setup: tuple[str, ...] = (), shutdown: str = "graceful"):
+        self.nb = nb
+        self.timeout = timeout
+        self.env = env
+        self.setup = setup
+        self.client = NotebookClient(nb, kernel_name=KERNEL, timeout=int(timeout), allow_errors=True,
+                                     shutdown_kernel=shutdown, startup_timeout=startup_timeout,
+                                     resources={"metadata": {"path": str(cwd)}})
+        self._context = None
+
+    def __enter__(self) -> "Kernel":
+        self._context = self.client.setup_kernel(**({"env": self.env} if self.env is not None else {}))
+        self._context.__enter__()
+        try:
+            for source in (*self.setup, PANIC_HOOK):
+                cell = self.run_extra(source, 0, self.timeout)
+                problem = cell_problem(0, cell)
+                if problem:
+                    what = "the panic hook" if source == PANIC_HOOK else "a first cell"
+                    raise RuntimeError(f"could not install {what}: {problem.message.strip()[:2000]}")
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        context, self._context = self._context, None
+        if context is not None:
+            context.__exit__(*exc)
+
+    def run_extra(self, source: str, at: int, timeout: float) -> nbformat.NotebookNode:
+        """Executes a cell of the caller's own, not kept in the notebook (nbclient stores the
+        executed cell at its index, so it is put there for the time of the run)."""
+        cell = nbformat.v4.new_code_cell(source)
+        self.nb.cells.insert(at, cell)
+        old = self.client.timeout
+        self.client.timeout = max(1, int(timeout))
+        try:
+            self.client.execute_cell(cell, at)
+        finally:
+            self.client.timeout = old
+            self.nb.cells.pop(at)
+        return cell
+
+    def run(self, cell, index: int, timeout: float | None = None) -> "Ran":
+        """Executes the notebook's cell `index` under `timeout` seconds (default: the kernel's).
+        A timeout or a dead kernel is reported, not raised; after either, the kernel is gone."""
+        self.client.timeout = max(1, int(timeout if timeout is not None else self.timeout))
+        t0 = time.monotonic()
+        try:
+            self.client.execute_cell(cell, index)
+        except CellTimeoutError:
+            return Ran("timeout", time.monotonic() - t0)
+        except DeadKernelError as e:
+            return Ran("dead", time.monotonic() - t0, f"the kernel died: {e}")
+        seconds = time.monotonic() - t0
+        promote_panic_report(cell)
+        problem = cell_problem(index, cell)
+        return Ran("failed" if problem else "ok", seconds, problem.message if problem else "", problem)
+
+
+@dataclass
+class Ran:
+    """How one cell ran: status ok | failed (an error output or stderr) | timeout | dead."""
+    status: str
+    seconds: float
+    message: str = ""
+    problem: CellProblem | None = None
+
+
 def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
             notebook: nbformat.NotebookNode | None = None, startup_timeout: int = 120) -> Result:
     """Runs every cell (going on after failures) and collects the problems. `startup_timeout`:
     seconds for the kernel to start (it compiles the crate first when the crate changed)."""
     path = Path(path)
     nb = notebook if notebook is not None else nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        kernel_name=KERNEL,
-        timeout=timeout,
-        allow_errors=True,
-        startup_timeout=startup_timeout,
-        resources={"metadata": {"path": str(cwd or path.parent)}},
-    )
     start = time.monotonic()
     cell_seconds: dict[int, float] = {}
     problems: list[CellProblem] = []
     # JupyterLab names the notebook in the kernel's environment; scripts/rust-kernel then
     # preloads the notebook's convlab (tools/preload.py). The same here, as students get it.
     env = {**os.environ, "JPY_SESSION_NAME": str(path.resolve())}
-    with client.setup_kernel(env=env):
-        install_panic_hook(client, nb)
+    with Kernel(nb, cwd or path.parent, timeout, startup_timeout, env) as kernel:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            t0 = time.monotonic()
             original = cell.source
             guarded = end_guard(cell)
             try:
-                client.execute_cell(cell, index)
-            except CellTimeoutError:
-                problems.append(CellProblem(index, original, f"timed out after {timeout} s"))
-                break
-            except DeadKernelError as e:
-                problems.append(CellProblem(index, original, f"the kernel died: {e}"))
-                break
+                ran = kernel.run(cell, index)
             finally:
                 cell.source = original
-            cell_seconds[index] = time.monotonic() - t0
-            promote_panic_report(cell)
+            if ran.status in ("timeout", "dead"):
+                problems.append(CellProblem(index, original, ran.message or f"timed out after {timeout} s"))
+                break
+            cell_seconds[index] = ran.seconds
             reached_end = strip_guard(cell) if guarded else True
             problem = cell_problem(index, cell)
             if problem:

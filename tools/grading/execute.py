@@ -1,0 +1,142 @@
+"""The Execute step: runs an assembled notebook in a `rust` kernel (tools/nbrun.py's executor),
+every code cell in order under the per-cell and per-notebook limits, with a probe after each
+test cell. It runs inside a child process of its own (`nbgrade.py _run`), so a kernel that
+hangs or a grader that is stopped costs one submission only."""
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import time
+from pathlib import Path
+
+import nbformat
+
+from grading.markup import is_dep_cell, ok_var
+from grading.score import error_text, stream_text
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from nbrun import Kernel, Ran, cell_problem, promote_panic_report
+
+KERNEL = "rust"
+DEP_TIMEOUT = 600.0
+PROBE_TIMEOUT = 60
+TERMINATED = 143  # exit status of a `_run` child that was asked to stop: not retried
+PROBE_PREFIX = "nbgrade-probe-"
+
+# Run before the notebook: what the student's code writes on stderr goes to stdout, which
+# evcxr reads in order with the cell's end, so a debug print shows under the cell that made it
+# (evcxr forwards stderr on a path of its own, and a late line lands under the next cell).
+STDERR_TO_STDOUT = """unsafe extern "C" { fn dup2(old: i32, new: i32) -> i32; }
+if unsafe { dup2(1, 2) } < 0 { panic!("grading could not send stderr to stdout"); }"""
+
+
+def probe(kernel: Kernel, index: int, var: str) -> tuple[bool, str, list]:
+    """Did the test cell at `index` run to its end? (passed, why not, outputs to give back to
+    the test cell). The probe compiles only if evcxr kept the test's last variable, and must
+    print a token made now: a test cut short, or a kernel whose output is out of step with its
+    cells (a forged end-of-cell line), fails it."""
+    token = PROBE_PREFIX + secrets.token_hex(12)
+    cell = kernel.run_extra(f'let _ = &{var};\nprintln!("{token}");', index + 1, PROBE_TIMEOUT)
+    errors = error_text(cell)
+    said = stream_text(cell, "stdout")
+    rest = []
+    for o in cell.outputs:  # late output of the test cell: keep it with the test
+        if o.get("output_type") == "stream":
+            text = "".join(l for l in o.get("text", "").splitlines(keepends=True) if token not in l)
+            if text:
+                rest.append(nbformat.v4.new_output("stream", name=o.get("name"), text=text))
+        elif o.get("output_type") != "error":
+            rest.append(o)
+    if errors:
+        return False, "the test did not reach its end", rest
+    if token not in said:
+        return False, "the kernel's output was out of step with its cells after this test (did your code print a line of the kernel's own protocol, EVCXR_…?)", rest
+    return True, "", rest
+
+
+def not_running(cell, stop: str | None, deadline: float, notebook_timeout: float) -> dict | None:
+    """The status of a code cell that is not run (skipped, after a stop, past the notebook's
+    limit), or None when it runs."""
+    skip = cell.get("metadata", {}).get("nbgrade", {}).get("skip")
+    if skip:
+        return {"status": "skipped", "seconds": 0.0, "why": skip}
+    if stop:
+        return {"status": "not-run", "seconds": 0.0, "why": stop}
+    if deadline - time.monotonic() <= 1:
+        return {"status": "not-run", "seconds": 0.0,
+                "why": f"the notebook ran past its {notebook_timeout:.0f} s limit"}
+    return None
+
+
+def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
+            notebook_timeout: float) -> tuple[dict, str | None]:
+    """Runs one code cell (and its probe, for a test cell): (its status, why the rest of the
+    notebook does not run, or None)."""
+    # `:dep` cells build the crates (not the student's code): they get a longer limit.
+    own = max(cell_timeout, DEP_TIMEOUT) if is_dep_cell(cell) else cell_timeout
+    limit = min(own, left)
+    ran = kernel.run(cell, index, limit)
+    var = ok_var(cell)
+    late: list = []
+    if var and ran.status in ("ok", "failed"):
+        t0 = time.monotonic()
+        try:
+            passed, why, late = probe(kernel, index, var)
+        except CellTimeoutError:
+            ran = Ran("timeout", ran.seconds + time.monotonic() - t0)
+        except DeadKernelError as e:
+            ran = Ran("dead", ran.seconds + time.monotonic() - t0, f"the kernel died: {e}")
+        else:
+            ran.seconds += time.monotonic() - t0
+    if ran.status == "timeout":
+        what = (f"the notebook ran past its {notebook_timeout:.0f} s limit" if limit < own
+                else f"this cell ran past its {own:.0f} s limit")
+        return ({"status": "timeout", "seconds": ran.seconds, "why": what},
+                f"not run: cell {index} ran past its time limit, so its kernel was stopped")
+    if ran.status == "dead":
+        return ({"status": "dead", "seconds": ran.seconds, "why": ran.message},
+                f"not run: the kernel died in cell {index}")
+    if not var:
+        return {"status": ran.status, "seconds": ran.seconds}, None
+    cell.outputs.extend(late)
+    status = {"status": ran.status, "seconds": ran.seconds, "passed": bool(passed)}
+    if late:  # the probe brought the end of the test's output: judge the cell with it
+        promote_panic_report(cell)
+        status["status"] = "failed" if cell_problem(index, cell) else "ok"
+    if not passed:
+        status["probe"] = why
+    return status, None
+
+
+def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
+    """Executes every code cell in order and returns {index: {"status", "seconds", …}}.
+    status: ok | failed (error output or a panic) | timeout | dead | not-run | skipped.
+    Test cells also get "passed": whether the probe after them proved they ran to their end."""
+    deadline = time.monotonic() + notebook_timeout
+    status: dict[int, dict] = {}
+    stop: str | None = None
+    first = max(cell_timeout, 120)
+    with Kernel(nb, cwd, first, startup_timeout=120, setup=(STDERR_TO_STDOUT,), shutdown="immediate") as kernel:
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            status[index] = not_running(cell, stop, deadline, notebook_timeout)
+            if status[index] is not None:
+                stop = stop or (status[index]["why"] if status[index]["status"] == "not-run" else None)
+                continue
+            status[index], stop = run_one(kernel, cell, index, cell_timeout, deadline - time.monotonic(),
+                                          notebook_timeout)
+    return status
+
+
+def child_main(args) -> int:
+    """`_run`: execute an assembled notebook; write the executed notebook and a status file."""
+    def on_term(signum, frame):  # let the kernel be shut down on the way out
+        raise SystemExit(TERMINATED)
+    signal.signal(signal.SIGTERM, on_term)
+    nb = nbformat.read(args.notebook, as_version=4)
+    status = run_cells(nb, args.cell_timeout, args.notebook_timeout, Path(args.cwd))
+    nbformat.write(nb, args.notebook)
+    Path(args.status).write_text(json.dumps({str(k): v for k, v in status.items()}))
+    return 0

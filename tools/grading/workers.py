@@ -1,0 +1,139 @@
+"""The workers' evcxr build folders and the kernels' environment.
+
+evcxr compiles every cell in its build folder (EVCXR_TMPDIR), and two kernels must never share
+one: each worker gets its own copy of one prewarmed folder, made once and reused. The kernel
+itself is the course's launcher (scripts/rust-kernel, the `rust` kernel): it sets what evcxr
+and tch need at run time (the toolchain's library folder, no CARGO_TARGET_DIR, offline crates);
+grading adds only the build folder and quiet panics."""
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from grading.markup import CRATE_DEFAULT_DEP, ROOT
+from grading.score import error_text, stream_text
+
+CRATE = ROOT / "crates" / "convlab"
+CACHE = Path(os.environ.get("CONVLAB_CACHE", Path.home() / ".cache" / "convlab"))
+NBGRADE = ROOT / "tools" / "nbgrade.py"  # its `_run` command executes one notebook
+
+
+def default_base() -> Path:
+    """The prewarmed folder the workers' copies are made from."""
+    return Path(os.environ.get("NBGRADE_BUILD_BASE", CACHE / "evcxr-tmp-grade"))
+
+
+def worker_dirs(base: Path, workers: int) -> list[Path]:
+    return [base.parent / f"{base.name}-w{i}" for i in range(workers)]
+
+
+def kernel_env(tmpdir: Path) -> dict:
+    """The environment of a grading kernel: this one, with its own build folder and panics that
+    print their message only (quick, and the feedback is the message)."""
+    return {**os.environ, "EVCXR_TMPDIR": str(tmpdir), "RUST_BACKTRACE": "0"}
+
+
+def run_child(nb_path: Path, status: Path, cwd: Path, cell_timeout: float, notebook_timeout: float,
+              env: dict, **popen) -> subprocess.Popen:
+    """Starts `nbgrade.py _run` on an assembled notebook, in a session of its own."""
+    cmd = [sys.executable, str(NBGRADE), "_run", str(nb_path), "--status", str(status),
+           "--cwd", str(cwd), "--cell-timeout", str(cell_timeout), "--notebook-timeout", str(notebook_timeout)]
+    return subprocess.Popen(cmd, env=env, text=True, **popen)
+
+
+def prewarm_dir(tmpdir: Path, deps: list[str], timeout: float = 3600) -> float:
+    """Runs the `:dep` lines once in a kernel using `tmpdir`, so later kernels start quickly."""
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "rust", "display_name": "Rust",
+                                                           "language": "rust"}})
+    nb.cells = [nbformat.v4.new_code_cell("\n".join(deps) or CRATE_DEFAULT_DEP),
+                nbformat.v4.new_code_cell('println!("warm");')]
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "prewarm.ipynb"
+        nbformat.write(nb, path)
+        status = Path(work) / "status.json"
+        t0 = time.monotonic()
+        # online: fetch what the local cache lacks (kernels run offline)
+        proc = run_child(path, status, Path(work), timeout, timeout,
+                         {**kernel_env(tmpdir), "CARGO_NET_OFFLINE": "false"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, stderr = proc.communicate()
+        secs = time.monotonic() - t0
+        ran = nbformat.read(path, as_version=4)
+        st = json.loads(status.read_text()) if status.exists() else {}
+        if proc.returncode != 0 or any(v["status"] != "ok" for v in st.values()) or len(st) != 2:
+            detail = stderr[-2000:] + "\n" + "\n".join(
+                stream_text(c, "stderr") + error_text(c) for c in ran.cells)
+            raise RuntimeError(f"prewarming {tmpdir} failed:\n{detail.strip()}")
+    return secs
+
+
+def copy_dir(src: Path, dst: Path) -> None:
+    """cp -a (times kept, so cargo sees the builds as fresh), through a temporary name."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(src), str(tmp)], check=True)
+    tmp.rename(dst)
+
+
+def warm_key(deps: list[str]) -> str:
+    """What a warm folder was warmed for: the `:dep` lines and the crates' dependency files
+    (when the crate gains a dependency, the folders are warmed again before grading)."""
+    h = hashlib.sha256()
+    for f in (ROOT / "Cargo.lock", CRATE / "Cargo.toml"):
+        if f.exists():
+            h.update(f.read_bytes())
+    return "\n".join(deps) + "\n# " + h.hexdigest()
+
+
+def warm_base(base: Path, deps: list[str], log=print) -> None:
+    """Makes `base` a warm folder for `deps`: a copy of the setup's seed, when there is one,
+    taken under the seed's shared lock as the kernel launcher takes it (the setup may be
+    rewarming it), then prewarmed."""
+    stamp = base / ".nbgrade-warm"
+    if stamp.exists() and stamp.read_text() == warm_key(deps):
+        return
+    seed = Path(os.environ.get("CONVLAB_EVCXR_SEED", CACHE / "evcxr-seed"))
+    if not base.exists() and (seed / "target").is_dir() and seed.resolve() != base.resolve():
+        import fcntl
+        log(f"copying {seed} -> {base}")
+        with open(f"{seed}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            copy_dir(seed, base)
+    log(f"prewarming {base} (the first time compiles tch: minutes)")
+    prewarm_dir(base, deps)
+    stamp.write_text(warm_key(deps))
+
+
+def prepare_workers(base: Path, workers: int, deps: list[str], log=print) -> list[Path]:
+    """Warms `base` once, then gives each worker a copy of it (kept and reused across runs)."""
+    warm_base(base, deps, log)
+    dirs = worker_dirs(base, workers)
+    want = warm_key(deps)
+    cold = []
+    for d in dirs:
+        mark = d / ".nbgrade-warm"
+        if d.exists() and mark.exists() and mark.read_text() == want:
+            continue
+        if not d.exists():
+            log(f"copying {base} -> {d}")
+            copy_dir(base, d)
+        (d / ".nbgrade-warm").unlink(missing_ok=True)
+        cold.append(d)
+    # A new copy may rebuild a little on its first use (paths changed); do that now, in parallel.
+    if cold:
+        with concurrent.futures.ThreadPoolExecutor(len(cold)) as pool:
+            for d, secs in zip(cold, pool.map(lambda d: prewarm_dir(d, deps), cold)):
+                (d / ".nbgrade-warm").write_text(want)
+                log(f"worker folder {d} ready ({secs:.0f} s)")
+    return dirs
