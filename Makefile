@@ -24,6 +24,14 @@ BENCH_PY_ARGS ?=
 bench: setup
 	. scripts/env.sh && python tools/bench.py $(BENCH_PY_ARGS)
 
+# Grading speed (BENCHMARKS.md, section "Grading"): notebook 1's fixture class graded with the
+# default settings, the projection for 100 submissions; notebooks 2 and 3 per submission.
+# More copies: make bench-grading BENCH_GRADING_ARGS="--copies 3"
+.PHONY: bench-grading
+BENCH_GRADING_ARGS ?=
+bench-grading: setup
+	. scripts/env.sh && python tools/gradebench.py $(BENCH_GRADING_ARGS)
+
 # Student notebooks (solutions blanked, hidden tests removed) from the answer notebooks.
 student:
 	. scripts/env.sh && python tools/nbgrade.py student

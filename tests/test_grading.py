@@ -258,50 +258,58 @@ OFF_BY_ONE_OLD = "Array2::zeros((image.shape()[0] - filter_height + 1,"
 OFF_BY_ONE_NEW = "Array2::zeros((image.shape()[0] - filter_height,"
 
 
+def write_nb1_class(subs, suffix: str = "") -> None:
+    """The fixture class of notebook 1 in the folder `subs` (names with `suffix`; the grading
+    benchmark, tools/gradebench.py, writes copies of it)."""
+    answer = nbformat.read(NB1, as_version=4)
+
+    def add(student, nb=None, raw=None):
+        submission_from(NB1, subs, student + suffix, nb, raw=raw)
+
+    off = edit(answer, "convolve", OFF_BY_ONE_OLD, OFF_BY_ONE_NEW)
+    add("correct", answer)
+    add("off_by_one", off)
+    add("wrong_filter", edit(
+        answer, "vertical-filter", "array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]",
+        "array![[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]"))
+    add("endless_loop", edit(
+        answer, "transpose", "horizontal.t().to_owned()",
+        "let mut r = 0;\n    while r < 3 {\n        // forgot r += 1\n    }\n    horizontal.t().to_owned()"))
+    add("panics", edit(answer, "brown-transpose", "permuted_axes([1, 2, 0])", "permuted_axes([1, 2, 2])"))
+    add("no_compile", edit(answer, "multiply-sum", "(patch * filter).sum()", "(patch * filter).sum() as f64"))
+    add("deletes_test", delete(off, "test-convolve-reference"))
+    add("edits_test", edit(
+        edit(off, "test-convolve-size", "assert_eq!(out.dim(), (h - 2, w - 2),", "assert_eq!(0, 0,"),
+        "test-convolve-reference", "assert_eq!(got.dim(), want.dim(),", "assert_eq!(0, 0,"))
+    add("corrupt", raw=NB1.read_text()[:5000])
+    body = "(patch * filter).sum()"
+    add("calls_reference", edit(
+        answer, "convolve", "    let filter_height = filter.shape()[0];",
+        "    return convlab::conv::convolve(image, filter).unwrap();\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];"))
+    add("renames_reference", edit(
+        answer, "multiply-sum", body, "{ use convlab::conv::multiply_sum as times; times(patch, filter).unwrap() }"))
+    zero = edit(answer, "shoulder-filter", "    f.slice_mut(s![0, .., 2]).fill(1.0);  // blue above\n", "")
+    add("zero_filter", edit(zero, "shoulder-filter", "    f.slice_mut(s![2, .., 2]).fill(-1.0); // less blue below\n", ""))
+    with_helper = edit(answer, "convolve", "filtered_image[[x, y]] = multiply_sum(&patch, &filter.view());",
+                       "filtered_image[[x, y]] = patch_times(&patch, &filter.view());")
+    add("helper_cell", add_cell_before(
+        with_helper, "convolve", "// my helper\nfn patch_times<D: Dimension>(p: &ArrayView<f32, D>, f: &ArrayView<f32, D>) -> f32 {\n    multiply_sum(p, f)\n}"))
+    via_helper = edit(answer, "convolve", "    let filter_height = filter.shape()[0];",
+                      "    return shortcut(image, filter);\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];")
+    add("helper_calls_reference", add_cell_before(
+        via_helper, "convolve", "use convlab::conv as c;\nfn shortcut<D: Dimension>(i: &Array<f32, D>, f: &Array<f32, D>) -> Array2<f32> {\n    c::convolve(i, f).unwrap()\n}"))
+    add("forger", replace_cell(answer, "multiply-sum", FORGER))
+    add("protocol_forger", replace_cell(answer, "multiply-sum", PROTOCOL_FORGER))
+    add("debug_print", edit(
+        answer, "multiply-sum", body, '{ if patch.len() == 4 { eprintln!("debug: patch {patch:?}"); } (patch * filter).sum() }'))
+
+
 @pytest.fixture(scope="module")
 def nb1_class(tmp_path_factory):
     kernel_ready()
     root = tmp_path_factory.mktemp("nb1")
     subs = root / "submissions"
-    answer = nbformat.read(NB1, as_version=4)
-    off = edit(answer, "convolve", OFF_BY_ONE_OLD, OFF_BY_ONE_NEW)
-    submission_from(NB1, subs, "correct", answer)
-    submission_from(NB1, subs, "off_by_one", off)
-    submission_from(NB1, subs, "wrong_filter", edit(
-        answer, "vertical-filter", "array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]",
-        "array![[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]"))
-    submission_from(NB1, subs, "endless_loop", edit(
-        answer, "transpose", "horizontal.t().to_owned()",
-        "let mut r = 0;\n    while r < 3 {\n        // forgot r += 1\n    }\n    horizontal.t().to_owned()"))
-    submission_from(NB1, subs, "panics", edit(answer, "brown-transpose", "permuted_axes([1, 2, 0])",
-                                              "permuted_axes([1, 2, 2])"))
-    submission_from(NB1, subs, "no_compile", edit(answer, "multiply-sum", "(patch * filter).sum()",
-                                                  "(patch * filter).sum() as f64"))
-    submission_from(NB1, subs, "deletes_test", delete(off, "test-convolve-reference"))
-    submission_from(NB1, subs, "edits_test", edit(
-        edit(off, "test-convolve-size", "assert_eq!(out.dim(), (h - 2, w - 2),", "assert_eq!(0, 0,"),
-        "test-convolve-reference", "assert_eq!(got.dim(), want.dim(),", "assert_eq!(0, 0,"))
-    submission_from(NB1, subs, "corrupt", raw=NB1.read_text()[:5000])
-    body = "(patch * filter).sum()"
-    submission_from(NB1, subs, "calls_reference", edit(
-        answer, "convolve", "    let filter_height = filter.shape()[0];",
-        "    return convlab::conv::convolve(image, filter).unwrap();\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];"))
-    submission_from(NB1, subs, "renames_reference", edit(
-        answer, "multiply-sum", body, "{ use convlab::conv::multiply_sum as times; times(patch, filter).unwrap() }"))
-    zero = edit(answer, "shoulder-filter", "    f.slice_mut(s![0, .., 2]).fill(1.0);  // blue above\n", "")
-    submission_from(NB1, subs, "zero_filter", edit(zero, "shoulder-filter", "    f.slice_mut(s![2, .., 2]).fill(-1.0); // less blue below\n", ""))
-    with_helper = edit(answer, "convolve", "filtered_image[[x, y]] = multiply_sum(&patch, &filter.view());",
-                       "filtered_image[[x, y]] = patch_times(&patch, &filter.view());")
-    submission_from(NB1, subs, "helper_cell", add_cell_before(
-        with_helper, "convolve", "// my helper\nfn patch_times<D: Dimension>(p: &ArrayView<f32, D>, f: &ArrayView<f32, D>) -> f32 {\n    multiply_sum(p, f)\n}"))
-    via_helper = edit(answer, "convolve", "    let filter_height = filter.shape()[0];",
-                      "    return shortcut(image, filter);\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];")
-    submission_from(NB1, subs, "helper_calls_reference", add_cell_before(
-        via_helper, "convolve", "use convlab::conv as c;\nfn shortcut<D: Dimension>(i: &Array<f32, D>, f: &Array<f32, D>) -> Array2<f32> {\n    c::convolve(i, f).unwrap()\n}"))
-    submission_from(NB1, subs, "forger", replace_cell(answer, "multiply-sum", FORGER))
-    submission_from(NB1, subs, "protocol_forger", replace_cell(answer, "multiply-sum", PROTOCOL_FORGER))
-    submission_from(NB1, subs, "debug_print", edit(
-        answer, "multiply-sum", body, '{ if patch.len() == 4 { eprintln!("debug: patch {patch:?}"); } (patch * filter).sum() }'))
+    write_nb1_class(subs)
     graded = grade(subs, NB1, root / "grades", cell_timeout=120, notebook_timeout=1200)
     return graded, root / "grades"
 
@@ -425,3 +433,52 @@ def test_shards_merge_into_the_one_run_gradebook(tiny_class, tmp_path):
         sorted(p.name for p in (out / "feedback").glob("*.ipynb"))
     with pytest.raises(SystemExit, match="graded in two shards"):
         nbgrade.gradebook.merge(tmp_path / "twice", [shards[1], shards[1]])
+
+
+# ---------------------------------------------------------------------------------------------
+# One kernel per worker, cleared between submissions
+
+
+ISOLATION = FIXTURES / "isolation.ipynb"
+EXPECTED_ISOLATION = {
+    "a_leaves": {"test-fresh-start": 1, "test-answer": 2, "test-seven": 1},
+    # its answer is the variable the last submission left behind: gone, so it does not compile
+    "b_looks": {"test-fresh-start": 1, "test-answer": 0, "test-seven": 1},
+    # a wrong seven() that prints evcxr's end-of-cell line to end its test early
+    "c_forges": {"test-fresh-start": 1, "test-answer": 2, "test-seven": 0},
+}
+FORGED_SEVEN = 'fn seven() -> i32 {\n    println!("EVCXR_EXECUTION_COMPLETE");\n    0\n}'
+
+
+def test_a_reused_kernel_carries_nothing_from_one_submission_to_the_next(tmp_path, monkeypatch):
+    """Each submission of the fixture leaves a variable, a file, an environment variable, a panic
+    hook and its process id behind (its last cell). Graded one after another by one worker, the
+    three run in one kernel, cleared in between: each starts in a new process without what the
+    last one left, the forged end of a test still fails its probe, and every score is the one
+    the submission gets in a kernel of its own."""
+    kernel_ready()
+    answer = nbformat.read(ISOLATION, as_version=4)
+    subs = tmp_path / "subs"
+    submission_from(ISOLATION, subs, "a_leaves", answer)
+    submission_from(ISOLATION, subs, "b_looks", replace_cell(answer, "answer", "let answer: i32 = left_behind;"))
+    submission_from(ISOLATION, subs, "c_forges", replace_cell(answer, "seven", FORGED_SEVEN))
+    runs = {}
+    for mode in ("reused", "fresh"):
+        shared = tmp_path / f"{mode}-processes"
+        shared.mkdir()
+        monkeypatch.setenv("NBGRADE_ISOLATION_DIR", str(shared))
+        graded = nbgrade.grade_class(subs, ISOLATION, tmp_path / mode, workers=1, cell_timeout=60,
+                                     notebook_timeout=600, html=False, build_base=build_base(),
+                                     reuse_kernels=mode == "reused")
+        runs[mode] = ({g.student: points(graded, g.student) for g in graded},
+                      sorted(p.name.split("-child-") for p in shared.iterdir()))
+    (reused, reused_procs), (fresh, fresh_procs) = runs["reused"], runs["fresh"]
+    assert reused == fresh == EXPECTED_ISOLATION
+    # a and b (c's last cell may not say) ran in one kernel, each in a process of its own
+    assert len(reused_procs) >= 2 and len({k for k, _ in reused_procs}) == 1, reused_procs
+    assert len({c for _, c in reused_procs}) == len(reused_procs), reused_procs
+    assert len({k for k, _ in fresh_procs}) == len(fresh_procs), fresh_procs
+    fb = feedback(nbgrade.grade_class(subs, ISOLATION, tmp_path / "reused", workers=1, cell_timeout=60,
+                                      notebook_timeout=600, html=False, build_base=build_base(),
+                                      log=lambda _: None), "b_looks", "test-answer")
+    assert "your answer cell 'answer' failed: did not compile or run: not found in this scope" in fb, fb

@@ -646,11 +646,11 @@ def section_text(results: dict) -> str:
     return "\n".join(head + body).rstrip() + "\n"
 
 
-def replace_section(text: str, section: str) -> str:
-    """The document with our section replaced (or appended): it runs from SECTION to the next
+def replace_section(text: str, section: str, heading: str = SECTION) -> str:
+    """The document with a section replaced (or appended): it runs from `heading` to the next
     level-2 heading."""
     lines = text.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == heading), None)
     if start is None:
         return text.rstrip("\n") + "\n\n" + section
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))

@@ -44,7 +44,7 @@ import gradebook  # noqa: E402
 from grading.classroom import (Graded, find_submissions, grade_class, grade_one, write_gradebook,  # noqa: E402,F401
                                zero_rows)
 from grading.execute import (DEP_TIMEOUT, PROBE_PREFIX, PROBE_TIMEOUT, STDERR_TO_STDOUT,  # noqa: E402,F401
-                             TERMINATED, child_main, probe, run_cells)
+                             TERMINATED, child_main, probe, run_cells, serve_main)
 from grading.markup import (BEGIN_HIDDEN, BEGIN_SOLUTION, DEP_PATH, END_HIDDEN, END_SOLUTION,  # noqa: E402,F401
                             OK_PREFIX, TEXT_STUB, SourceError, check_source, clear_solutions, code_stub,
                             dep_cells, exercise_of_tests, exercise_title, forbidden_items, grade_id,
@@ -120,6 +120,10 @@ def parser() -> argparse.ArgumentParser:
     pw.add_argument("--source", type=Path, help="answer notebook whose :dep lines to compile")
     pw.add_argument("--workers", type=int, default=2)
     pw.add_argument("--build-base", type=Path)
+    gr.add_argument("--fresh-kernels", action="store_true", help="a new kernel for every submission "
+                    "(default: each worker clears and reuses its kernel; the same scores, quicker)")
+    serve = sub.add_parser("_serve", help=argparse.SUPPRESS)
+    serve.add_argument("--home", required=True)
     run = sub.add_parser("_run", help=argparse.SUPPRESS)
     run.add_argument("notebook", type=Path)
     run.add_argument("--status", type=Path, required=True)
@@ -134,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "_run":
         return child_main(args)
+    if args.cmd == "_serve":
+        return serve_main(args)
     if args.cmd == "student":
         sources = args.sources or exercise_sources()
         if not sources:
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         graded = grade_class(args.submissions, args.source, args.out, args.workers, args.cell_timeout,
                              args.notebook_timeout, not args.no_html, args.build_base, shard=shard,
-                             resume=not args.again)
+                             resume=not args.again, reuse_kernels=not args.fresh_kernels)
         return 0 if graded else 1
     if args.cmd == "merge":
         merged = gradebook.merge(args.out, args.shards)

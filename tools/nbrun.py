@@ -190,16 +190,32 @@ class Kernel:
         self._context = self.client.setup_kernel(**({"env": self.env} if self.env is not None else {}))
         self._context.__enter__()
         try:
-            for source in (*self.setup, PANIC_HOOK):
-                cell = self.run_extra(source, 0, self.timeout)
-                problem = cell_problem(0, cell)
-                if problem:
-                    what = "the panic hook" if source == PANIC_HOOK else "a first cell"
-                    raise RuntimeError(f"could not install {what}: {problem.message.strip()[:2000]}")
+            self._first_cells()
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
         return self
+
+    def _first_cells(self) -> None:
+        """The caller's first cells and the panic hook, as one cell (one compile)."""
+        cell = self.run_extra("\n".join((*self.setup, PANIC_HOOK)), 0, self.timeout)
+        problem = cell_problem(0, cell)
+        if problem:
+            raise RuntimeError(f"could not install the first cells (panic hook included): "
+                               f"{problem.message.strip()[:2000]}")
+
+    def reset(self, nb, setup: tuple[str, ...] = ()) -> None:
+        """Makes the running kernel ready for another notebook `nb`: evcxr's `:clear` (a fresh
+        child process: no variables, items, dependencies, environment changes, working folder
+        or panic hook of the last notebook; the compiled crates and rust-analyzer's state are
+        kept, which saves seconds), then the first cells `setup` and the panic hook again."""
+        cell = self.run_extra(":clear", 0, self.timeout)
+        problem = cell_problem(0, cell)
+        if problem:
+            raise RuntimeError(f"could not clear the kernel: {problem.message.strip()[:2000]}")
+        self.nb = self.client.nb = nb
+        self.setup = setup
+        self._first_cells()
 
     def __exit__(self, *exc) -> None:
         context, self._context = self._context, None

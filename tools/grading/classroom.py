@@ -11,7 +11,6 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from grading.execute import TERMINATED
 from grading.markup import check_source, dep_cells, grade_id, nbg, tests_of
 from grading.score import Row, feedback_notebook, grade_executed, shorten
 from grading.steps import Assembled, assemble
-from grading.workers import default_base, kernel_env, prepare_workers, run_child
+from grading.workers import Worker, default_base, prepare_workers
 
 
 def find_submissions(folder: Path, source_name: str) -> list[tuple[str, Path]]:
@@ -98,52 +97,50 @@ def read_step(sub: Submission) -> None:
         sub.failed = f"could not read the answer cells: {e}"
 
 
-def run_attempt(cmd_args: tuple, env: dict, timeout: float) -> tuple[str, int | None, bool]:
-    """One run of the `_run` child: (its log, its exit status, whether it was stuck)."""
-    proc = run_child(*cmd_args, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        log_text, _ = proc.communicate(timeout=timeout)
-        return log_text or "", proc.returncode, False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            log_text, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            log_text, _ = proc.communicate()
-        return log_text or "", proc.returncode, True
-
-
-def execute_step(sub: Submission, tmpdir: Path, cell_timeout: float, notebook_timeout: float) -> None:
-    """Execute: the assembled notebook runs in a child process (`nbgrade.py _run`) with its own
-    working folder and checkpoint folder; a kernel that did not start is tried once more."""
+def execute_step(sub: Submission, worker: Worker, cell_timeout: float, notebook_timeout: float,
+                 fresh: bool = False) -> None:
+    """Execute: the assembled notebook runs in the worker's kernel (a child process; see
+    workers.Worker), in its own working folder and checkpoint folder; a kernel that did not
+    start is tried once more. `fresh`: a kernel of its own, not reused after."""
     if sub.failed:
         return
     work = sub.work
     shutil.rmtree(work, ignore_errors=True)
     (work / "cwd").mkdir(parents=True)
     nb_path, status_path = work / "graded.ipynb", work / "status.json"
-    nbformat.write(sub.assembled.notebook, nb_path)
-    env = kernel_env(tmpdir)
     # Each submission trains into its own checkpoint folder: a shared one would let a
     # notebook that trains (03) resume from another student's model.
-    env["CONVLAB_CHECKPOINT_DIR"] = str(work / "checkpoints")
-    args = (nb_path, status_path, work / "cwd", cell_timeout, notebook_timeout)
+    job = {"notebook": str(nb_path), "status": str(status_path), "cwd": str(work / "cwd"),
+           "checkpoints": str(work / "checkpoints"), "cell_timeout": cell_timeout,
+           "notebook_timeout": notebook_timeout, "fresh": fresh}
     for attempt in (1, 2):
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
-        # The child enforces both limits itself; this outer limit only catches a stuck child.
-        log_text, code, stuck = run_attempt(args, env, notebook_timeout + 180)
-        (work / f"run{attempt}.log").write_text(log_text)
+        nbformat.write(sub.assembled.notebook, nb_path)
+        # The kernel enforces both limits itself; this outer limit only catches a stuck one.
+        answer, code, stuck = worker.run(job, notebook_timeout + 180)
+        said = json.dumps(answer) if answer else f"worker ended (exit {code})" if not stuck else "stuck: killed"
+        (work / f"run{attempt}.log").write_text(said + "\n")
         # No status file and not stuck: the kernel did not start (not the student's doing),
         # so try once more with the notebook as it was before.
         if status_path.exists() or stuck or code in (TERMINATED, -signal.SIGTERM, -signal.SIGKILL):
             break
-        nbformat.write(sub.assembled.notebook, nb_path)
     if not status_path.exists():
-        sub.failed = f"grading could not run this notebook (exit {code}): {shorten(log_text, 300)}"
+        why = (answer or {}).get("error") or f"see {worker.log_path}"
+        sub.failed = f"grading could not run this notebook (exit {code}): {shorten(why, 300)}"
         return
     sub.executed = nbformat.read(nb_path, as_version=4)
     sub.status = {int(k): v for k, v in json.loads(status_path.read_text()).items()}
+
+
+_EXPORTERS = threading.local()
+
+
+def html_exporter():
+    """nbconvert's HTML exporter, one per thread (making one loads its templates: a second)."""
+    if not hasattr(_EXPORTERS, "html"):
+        from nbconvert import HTMLExporter
+        _EXPORTERS.html = HTMLExporter()
+    return _EXPORTERS.html
 
 
 def score_and_feedback(sub: Submission, html: bool) -> Graded:
@@ -160,18 +157,38 @@ def score_and_feedback(sub: Submission, html: bool) -> Graded:
     (sub.out / "feedback").mkdir(parents=True, exist_ok=True)
     nbformat.write(fb, sub.out / "feedback" / f"{sub.student}.ipynb")
     if html:
-        from nbconvert import HTMLExporter
-        body, _ = HTMLExporter().from_notebook_node(fb)
+        body, _ = html_exporter().from_notebook_node(fb)
         (sub.out / "feedback" / f"{sub.student}.html").write_text(body)
     return Graded(sub.student, rows, time.monotonic() - sub.t0, sub.status)
 
 
-def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Path, out: Path,
-              cell_timeout: float, notebook_timeout: float, html: bool) -> Graded:
-    """Grades one submission (the GRADE pipeline); whatever goes wrong costs this student only."""
+def new_worker(tmpdir: Path, out: Path) -> Worker:
+    """The worker of build folder `tmpdir` for a run writing into `out` (its log: work/)."""
+    return Worker(tmpdir, out / "work" / f".kernel-{tmpdir.name}", out / "work" / f".kernel-{tmpdir.name}.log")
+
+
+def run_one(student: str, path: Path, source_nb, source_path: Path, out: Path, worker: Worker,
+            cell_timeout: float, notebook_timeout: float, fresh: bool = False) -> Submission:
+    """Read, Assemble and Execute one submission in `worker`'s kernel."""
     sub = Submission(student, path, source_nb, source_path, out)
     read_step(sub)
-    execute_step(sub, tmpdir, cell_timeout, notebook_timeout)
+    execute_step(sub, worker, cell_timeout, notebook_timeout, fresh)
+    return sub
+
+
+def grade_one(student: str, path: Path, source_nb, source_path: Path, tmpdir: Path, out: Path,
+              cell_timeout: float, notebook_timeout: float, html: bool, worker: Worker | None = None,
+              fresh: bool = False) -> Graded:
+    """Grades one submission (the GRADE pipeline); whatever goes wrong costs this student only.
+    `worker`: the kernel to run it in (default: a kernel of its own in `tmpdir`)."""
+    own = worker is None
+    worker = worker or new_worker(tmpdir, out)
+    try:
+        sub = run_one(student, path, source_nb, source_path, out, worker, cell_timeout, notebook_timeout,
+                      fresh or own)
+    finally:
+        if own:
+            worker.stop()
     return score_and_feedback(sub, html)
 
 
@@ -192,9 +209,10 @@ def load_graded(subs, out: Path, keys: dict, log) -> dict[str, Graded]:
     return graded
 
 
-def grade_in_parallel(todo, dirs: list[Path], grade, saved) -> None:
-    """Runs `grade(student, path, build folder)` for each of `todo`, one per folder of `dirs` at a
-    time, and `saved(graded)` after each (serialised)."""
+def grade_in_parallel(todo, dirs: list[Path], run, finish, saved) -> None:
+    """Runs `run(student, path, build folder)` for each of `todo`, one per folder of `dirs` at a
+    time, then `finish(what run gave)` once the folder is free again (so a submission's feedback
+    is written while the next one runs), and `saved(graded)` after each (serialised)."""
     free: queue.Queue[Path] = queue.Queue()
     for d in dirs:
         free.put(d)
@@ -204,23 +222,26 @@ def grade_in_parallel(todo, dirs: list[Path], grade, saved) -> None:
         student, path = item
         d = free.get()
         try:
-            g = grade(student, path, d)
+            ran = run(student, path, d)
         finally:
             free.put(d)
+        g = finish(ran)
         with lock:
             saved(g)
 
-    with concurrent.futures.ThreadPoolExecutor(len(dirs)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(2 * len(dirs)) as pool:
         list(pool.map(task, todo))
 
 
 def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 2,
                 cell_timeout: float = 120, notebook_timeout: float = 900, html: bool = True,
                 build_base: Path | None = None, log=print, shard: tuple[int, int] | None = None,
-                resume: bool = True) -> list[Graded]:
+                resume: bool = True, reuse_kernels: bool = True) -> list[Graded]:
     """Grades every submission in the folder (or shard K of N of them) into `out`. Each result
     is saved as soon as it is graded; with `resume`, a submission already graded under the same
-    source, file and limits is not graded again, so an interrupted run goes on where it stopped."""
+    source, file and limits is not graded again, so an interrupted run goes on where it stopped.
+    `reuse_kernels`: each worker runs one kernel, cleared between submissions (else a new
+    kernel for every submission; the scores are the same, tested)."""
     source_nb = nbformat.read(source_path, as_version=4)
     check_source(source_nb, source_path.name)
     if not submissions.is_dir():
@@ -240,11 +261,23 @@ def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 
         dirs = prepare_workers(build_base or default_base(), workers, dep_cells(source_nb, source_path), log)
         t0 = time.monotonic()
 
-        def grade(student, path, d):
+        kernels = {d: new_worker(d, out) for d in dirs}
+
+        def failed(student: str, e: Exception) -> Graded:  # a bug or an OS error: this student only
+            return Graded(student, zero_rows(source_nb, student, f"grading failed: {type(e).__name__}: {e}"), 0.0)
+
+        def run(student, path, d):
             try:
-                return grade_one(student, path, source_nb, source_path, d, out, cell_timeout, notebook_timeout, html)
-            except Exception as e:  # a bug or an OS error: this student only
-                return Graded(student, zero_rows(source_nb, student, f"grading failed: {type(e).__name__}: {e}"), 0.0)
+                return run_one(student, path, source_nb, source_path, out, kernels[d], cell_timeout,
+                               notebook_timeout, fresh=not reuse_kernels)
+            except Exception as e:
+                return failed(student, e)
+
+        def finish(sub) -> Graded:
+            try:
+                return sub if isinstance(sub, Graded) else score_and_feedback(sub, html)
+            except Exception as e:
+                return failed(sub.student, e)
 
         def saved(g: Graded) -> None:
             gradebook.save(out, g.student, g.rows, g.seconds, g.status, keys[g.student])
@@ -256,7 +289,11 @@ def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 
                 f"{sum(r.max for r in g.rows):g} in {g.seconds:.1f} s · {eta}")
             write_gradebook(out, list(graded.values()))
 
-        grade_in_parallel(todo, dirs, grade, saved)
+        try:
+            grade_in_parallel(todo, dirs, run, finish, saved)
+        finally:
+            for worker in kernels.values():
+                worker.stop()
         wall = time.monotonic() - t0
         log(f"graded {len(todo)} submission(s) with {workers} worker(s) in {wall:.0f} s "
             f"({wall / len(todo):.1f} s per submission)")

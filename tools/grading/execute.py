@@ -5,14 +5,18 @@ hangs or a grader that is stopped costs one submission only."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
 import signal
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 
-from grading.markup import is_dep_cell, ok_var
+import rustscan
+from grading.markup import is_dep_cell, is_solution, ok_var
 from grading.score import error_text, stream_text
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -109,25 +113,31 @@ def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
     return status, None
 
 
-def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
-    """Executes every code cell in order and returns {index: {"status", "seconds", …}}.
-    status: ok | failed (error output or a panic) | timeout | dead | not-run | skipped.
-    Test cells also get "passed": whether the probe after them proved they ran to their end."""
+def run_notebook(kernel: Kernel, nb, cell_timeout: float, notebook_timeout: float) -> dict:
+    """Executes every code cell of `nb` in order in `kernel` and returns {index: {"status",
+    "seconds", …}}. status: ok | failed (error output or a panic) | timeout | dead | not-run |
+    skipped. Test cells also get "passed": whether the probe after them proved they ran to their
+    end. After a timeout or a dead kernel the rest is not run."""
     deadline = time.monotonic() + notebook_timeout
     status: dict[int, dict] = {}
     stop: str | None = None
-    first = max(cell_timeout, 120)
-    with Kernel(nb, cwd, first, startup_timeout=120, setup=(STDERR_TO_STDOUT,), shutdown="immediate") as kernel:
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            status[index] = not_running(cell, stop, deadline, notebook_timeout)
-            if status[index] is not None:
-                stop = stop or (status[index]["why"] if status[index]["status"] == "not-run" else None)
-                continue
-            status[index], stop = run_one(kernel, cell, index, cell_timeout, deadline - time.monotonic(),
-                                          notebook_timeout)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        status[index] = not_running(cell, stop, deadline, notebook_timeout)
+        if status[index] is not None:
+            stop = stop or (status[index]["why"] if status[index]["status"] == "not-run" else None)
+            continue
+        status[index], stop = run_one(kernel, cell, index, cell_timeout, deadline - time.monotonic(),
+                                      notebook_timeout)
     return status
+
+
+def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
+    """run_notebook in a kernel of its own, started in `cwd` (and stopped after)."""
+    with Kernel(nb, cwd, max(cell_timeout, 120), startup_timeout=120, setup=(STDERR_TO_STDOUT,),
+                shutdown="immediate") as kernel:
+        return run_notebook(kernel, nb, cell_timeout, notebook_timeout)
 
 
 def child_main(args) -> int:
@@ -139,4 +149,105 @@ def child_main(args) -> int:
     status = run_cells(nb, args.cell_timeout, args.notebook_timeout, Path(args.cwd))
     nbformat.write(nb, args.notebook)
     Path(args.status).write_text(json.dumps({str(k): v for k, v in status.items()}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# One kernel for many submissions (`nbgrade.py _serve`)
+
+
+def rust_str(text: str) -> str:
+    """A Rust raw string literal holding `text`."""
+    hashes = "#" * (max((len(m) for m in re.findall(r'"(#*)', text)), default=0) + 1)
+    return f'r{hashes}"{text}"{hashes}'
+
+
+def submission_cell(cwd: Path, checkpoints: Path) -> str:
+    """The first hidden cell of a submission in a reused kernel: stderr to stdout (see
+    STDERR_TO_STDOUT), and the submission's own working folder and checkpoint folder, set in
+    the kernel's fresh child process (through the C library: the same in every Rust edition)."""
+    return STDERR_TO_STDOUT + f"""
+unsafe extern "C" {{ fn chdir(path: *const std::ffi::c_char) -> i32; fn setenv(k: *const std::ffi::c_char, v: *const std::ffi::c_char, o: i32) -> i32; }}
+{{
+    let dir = std::ffi::CString::new({rust_str(str(cwd))}).unwrap();
+    let key = std::ffi::CString::new("CONVLAB_CHECKPOINT_DIR").unwrap();
+    let val = std::ffi::CString::new({rust_str(str(checkpoints))}).unwrap();
+    if unsafe {{ chdir(dir.as_ptr()) }} != 0 || unsafe {{ setenv(key.as_ptr(), val.as_ptr(), 1) }} != 0 {{
+        panic!("grading could not enter the submission's folder");
+    }}
+}}"""
+
+
+def needs_fresh_kernel(nb, status: dict) -> str | None:
+    """Why the kernel that ran `nb` must not run another submission, or None: it timed out or
+    died, its output went out of step with its cells, or a student's cell holds an evcxr
+    command (never run, but a kernel is not trusted after one)."""
+    for st in status.values():
+        if st["status"] in ("timeout", "dead"):
+            return st["status"]
+        if "out of step" in st.get("probe", ""):
+            return "out of step"
+    for cell in nb.cells:
+        mine = cell.get("metadata", {}).get("nbgrade", {}).get("added") or is_solution(cell)
+        if cell.cell_type == "code" and mine and rustscan.evcxr_commands(cell.source):
+            return "an evcxr command"
+    return None
+
+
+class ReusedKernel:
+    """One kernel that runs submission after submission, cleared (`:clear`) in between, and
+    started anew when the last one left it untrusted (needs_fresh_kernel) or asked for it."""
+
+    def __init__(self, home: Path):
+        self.home = home  # the kernel's own working folder (each submission enters its own)
+        self.kernel: Kernel | None = None
+
+    def run(self, job: dict) -> dict:
+        nb = nbformat.read(job["notebook"], as_version=4)
+        setup = (submission_cell(Path(job["cwd"]), Path(job["checkpoints"])),)
+        first = max(job["cell_timeout"], 120)
+        if self.kernel is not None:
+            try:
+                self.kernel.reset(nb, setup)
+            except Exception:
+                self.close()
+        if self.kernel is None:
+            self.kernel = Kernel(nb, self.home, first, startup_timeout=120, setup=setup,
+                                 shutdown="immediate").__enter__()
+        status = run_notebook(self.kernel, nb, job["cell_timeout"], job["notebook_timeout"])
+        nbformat.write(nb, job["notebook"])
+        Path(job["status"]).write_text(json.dumps({str(k): v for k, v in status.items()}))
+        if job.get("fresh") or needs_fresh_kernel(nb, status):
+            self.close()
+        return status
+
+    def close(self) -> None:
+        kernel, self.kernel = self.kernel, None
+        if kernel is not None:
+            kernel.__exit__(None, None, None)
+
+
+def serve_main(args) -> int:
+    """`_serve`: runs the jobs it reads on stdin (a JSON object a line: notebook, status, cwd,
+    checkpoints, cell_timeout, notebook_timeout, fresh) in one reused kernel, and answers each
+    with a line on stdout ({"ok": true} or {"ok": false, "error": …})."""
+    def on_term(signum, frame):  # let the kernel be shut down on the way out
+        raise SystemExit(TERMINATED)
+    signal.signal(signal.SIGTERM, on_term)
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever else prints goes to the log, not into the answers
+    worker = ReusedKernel(Path(args.home))
+    try:
+        for line in sys.stdin:
+            job = json.loads(line)
+            try:
+                worker.run(job)
+                answer = {"ok": True}
+            except Exception as e:  # the kernel did not start, or grading broke: this one only
+                worker.close()
+                answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            replies.write(json.dumps(answer) + "\n")
+            replies.flush()
+    finally:
+        worker.close()
     return 0

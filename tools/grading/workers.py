@@ -11,10 +11,13 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +52,72 @@ def run_child(nb_path: Path, status: Path, cwd: Path, cell_timeout: float, noteb
     cmd = [sys.executable, str(NBGRADE), "_run", str(nb_path), "--status", str(status),
            "--cwd", str(cwd), "--cell-timeout", str(cell_timeout), "--notebook-timeout", str(notebook_timeout)]
     return subprocess.Popen(cmd, env=env, text=True, **popen)
+
+
+class Worker:
+    """A `nbgrade.py _serve` child process: one kernel in the build folder `tmpdir`, reused
+    from submission to submission (grading.execute.ReusedKernel). A job that runs past its
+    outer limit gets the child's whole session killed; the next job starts a new child."""
+
+    def __init__(self, tmpdir: Path, home: Path, log_path: Path):
+        self.tmpdir, self.home, self.log_path = tmpdir, home, log_path
+        self.proc: subprocess.Popen | None = None
+        self.answers: "queue.Queue[str | None]" = queue.Queue()
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen([sys.executable, str(NBGRADE), "_serve", "--home", str(self.home)],
+                                         env=kernel_env(self.tmpdir), stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        self.answers = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc, self.answers), daemon=True).start()
+
+    @staticmethod
+    def _read(proc: subprocess.Popen, answers) -> None:
+        for line in proc.stdout:
+            answers.put(line)
+        answers.put(None)
+
+    def run(self, job: dict, timeout: float) -> tuple[dict | None, int | None, bool]:
+        """Sends one job: (the answer, or None; the child's exit status when it ended; whether
+        it was stuck and killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        try:
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+            line = self.answers.get(timeout=timeout)
+        except queue.Empty:
+            self.stop(kill=True)
+            return None, None, True
+        except OSError:
+            line = None
+        if line is None:  # the child ended
+            code = self.proc.wait()
+            self.proc = None
+            return None, code, False
+        return json.loads(line), None, False
+
+    def stop(self, kill: bool = False) -> None:
+        """Ends the child (and its kernel): at once with `kill`, else by closing its input."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        if not kill:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def prewarm_dir(tmpdir: Path, deps: list[str], timeout: float = 3600) -> float:
