@@ -452,7 +452,7 @@ FORGED_SEVEN = 'fn seven() -> i32 {\n    println!("EVCXR_EXECUTION_COMPLETE");\n
 
 def test_a_reused_kernel_carries_nothing_from_one_submission_to_the_next(tmp_path, monkeypatch):
     """Each submission of the fixture leaves a variable, a file, an environment variable, a panic
-    hook and its process id behind (its last cell). Graded one after another by one worker, the
+    hook and its process id behind (a cell before its last exercise). Graded one after another by one worker, the
     three run in one kernel, cleared in between: each starts in a new process without what the
     last one left, the forged end of a test still fails its probe, and every score is the one
     the submission gets in a kernel of its own."""
@@ -474,8 +474,8 @@ def test_a_reused_kernel_carries_nothing_from_one_submission_to_the_next(tmp_pat
                       sorted(p.name.split("-child-") for p in shared.iterdir()))
     (reused, reused_procs), (fresh, fresh_procs) = runs["reused"], runs["fresh"]
     assert reused == fresh == EXPECTED_ISOLATION
-    # a and b (c's last cell may not say) ran in one kernel, each in a process of its own
-    assert len(reused_procs) >= 2 and len({k for k, _ in reused_procs}) == 1, reused_procs
+    # the three ran in one kernel, each in a process of its own
+    assert len(reused_procs) == 3 and len({k for k, _ in reused_procs}) == 1, reused_procs
     assert len({c for _, c in reused_procs}) == len(reused_procs), reused_procs
     assert len({k for k, _ in fresh_procs}) == len(fresh_procs), fresh_procs
     fb = feedback(nbgrade.grade_class(subs, ISOLATION, tmp_path / "reused", workers=1, cell_timeout=60,

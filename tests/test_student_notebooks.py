@@ -362,3 +362,18 @@ def test_a_variable_named_like_the_crate_does_not_hide_it():
     assert [v.item for v in found["convolve"]] == ["convlab::conv::convolve"]
     own = "mod convlab { pub mod conv { pub fn convolve(a: &A, _f: &A) -> A { a.clone() } } }\n" + code.split("\n")[1]
     assert ownwork.check(forbid, [ownwork.Cell("x", "convolve", own)], [])["convolve"] == []
+
+
+def test_grading_stops_at_the_last_test_cell():
+    """Cells after the last test cannot change a score: they are marked and not run, and the
+    feedback notebook says where grading stopped."""
+    source = nbformat.read(TINY, as_version=4)
+    sub = copy.deepcopy(source)
+    sub.cells.append(nbformat.v4.new_code_cell('println!("mine, at the end");'))
+    run = nbgrade.assemble(source, TINY, sub).notebook
+    last = max(i for i, c in enumerate(run.cells) if nbgrade.is_test(c))
+    after = [c.source for c in run.cells[last + 1:] if c.metadata.get("nbgrade", {}).get("after_tests")]
+    assert after == [c.source for c in run.cells[last + 1:] if c.cell_type == "code"] and len(after) == 2
+    assert not any(c.metadata.get("nbgrade", {}).get("after_tests") for c in run.cells[:last + 1])
+    fb = nbgrade.feedback_notebook(run, [], "someone", "")
+    assert sum("Grading stopped here" in c.source for c in fb.cells) == 1

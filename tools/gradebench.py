@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import nbbench  # noqa: E402
 import nbgrade  # noqa: E402
 
 SECTION = "## Grading"
+JSON_OUT = ROOT / "build" / "bench" / "grading.json"
 DATA = nbgrade.CACHE / "grading-bench-data"
 
 
@@ -108,6 +110,9 @@ def section_text(res: dict) -> str:
              f"`make bench-grading` (`tools/gradebench.py`), {res['date']}: {mode}. Machine: {m['nproc']} cores "
              f"(`nproc`), {m['cpu']}, {m['memory_gib']} GiB memory; load average {load} at the start, "
              f"{end} at the end (other work on the machine slows every figure).", ""]
+    def load(r) -> str:
+        return " → ".join(", ".join(f"{x:.1f}" for x in la) for la in r["load"])
+
     if "01" in res:
         r = res["01"]
         lines += ["| notebook | submissions | workers | wall time per submission | per worker | 100 submissions |",
@@ -119,14 +124,20 @@ def section_text(res: dict) -> str:
                   f"the wall time is {r['without_loop']:.1f} s per submission "
                   f"({r['without_loop'] * 100 / 60:.0f} min per 100). A right answer took "
                   f"{', '.join(f'{s:g}' for s in r['correct'])} s of its worker's time. Points as expected "
-                  f"for every submission: {'yes' if not r['wrong'] else 'NO: ' + ', '.join(r['wrong'])}.", ""]
+                  f"for every submission: {'yes' if not r['wrong'] else 'NO: ' + ', '.join(r['wrong'])}. "
+                  f"Load average during the run ({r['date']}): {load(r)}.", ""]
+    if res.get("earlier"):
+        lines += ["Figures of an earlier run: " + ", ".join(f"notebook {k} ({d})" for k, d in res["earlier"].items())
+                  + " (`--only` ran the rest).", ""]
     others = [k for k in ("02", "03") if k in res]
     if others:
-        lines += ["| notebook (test data, 1 worker) | answer notebook | student notebook |", "|---|---|---|"]
+        lines += ["| notebook (test data, 1 worker) | answer notebook | student notebook | load average (start → end) |",
+                  "|---|---|---|---|"]
         for k in others:
             r = res[k]
             lines.append(f"| {k} | {r['answer']:.0f} s ({'full marks' if r['answer_full'] else 'NOT full marks'}) | "
-                         f"{r['student']:.0f} s ({'0 points' if r['student_zero'] else 'NOT 0 points'}) |")
+                         f"{r['student']:.0f} s ({'0 points' if r['student_zero'] else 'NOT 0 points'}) | "
+                         f"{load(r)} ({r['date']}) |")
         lines.append("")
     return "\n".join(lines)
 
@@ -146,10 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gradebench-") as tmp:
         for name in args.only:
             print(f"grading notebook {name} …", flush=True)
+            start = os.getloadavg()
             res[name] = (bench_nb1(Path(tmp), args.copies, args.workers, args.fresh_kernels) if name == "01"
                          else bench_other(Path(tmp), name, args.fresh_kernels, env))
+            res[name]["load"] = [start, os.getloadavg()]
+            res[name]["date"] = res["date"]
             print(f"  {name}: {res[name]}", flush=True)
     res["loadavg_at_end"] = os.getloadavg()
+    if JSON_OUT.exists() and set(args.only) != {"01", "02", "03"}:
+        # a part: the other notebooks' last figures stay (their dates and loads are kept)
+        old = json.loads(JSON_OUT.read_text())
+        res = {**{k: v for k, v in old.items() if k in ("01", "02", "03") and k not in res}, **res}
+        res["earlier"] = {k: old.get("date") for k in ("01", "02", "03") if k in old and k not in args.only}
+    JSON_OUT.parent.mkdir(parents=True, exist_ok=True)
+    JSON_OUT.write_text(json.dumps(res, indent=1) + "\n")
     text = section_text(res)
     print(text)
     if not args.no_write:

@@ -117,12 +117,13 @@ def run_notebook(kernel: Kernel, nb, cell_timeout: float, notebook_timeout: floa
     """Executes every code cell of `nb` in order in `kernel` and returns {index: {"status",
     "seconds", …}}. status: ok | failed (error output or a panic) | timeout | dead | not-run |
     skipped. Test cells also get "passed": whether the probe after them proved they ran to their
-    end. After a timeout or a dead kernel the rest is not run."""
+    end. After a timeout or a dead kernel the rest is not run; cells marked `after_tests` (see
+    steps.stop_after_last_test) are not run and get no status."""
     deadline = time.monotonic() + notebook_timeout
     status: dict[int, dict] = {}
     stop: str | None = None
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or cell.get("metadata", {}).get("nbgrade", {}).get("after_tests"):
             continue
         status[index] = not_running(cell, stop, deadline, notebook_timeout)
         if status[index] is not None:

@@ -13,6 +13,8 @@ from grading.markup import (exercise_of_tests, exercise_title, grade_id, is_solu
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 Row = gradebook.Row
+AFTER_TESTS = ("*Grading stopped here: no test cell follows, so the cells below cannot change your points "
+               "and were not run (run them in your own notebook).*")
 NOT_ANSWERED = "not answered yet: replace the todo!() in the answer cell with your code"
 
 
@@ -205,7 +207,11 @@ def feedback_notebook(nb, rows: list[Row], student: str, header: str) -> nbforma
         lines.append(f"| {titles.get(r.task, r.task) or '–'} | {r.exercise} | {r.points:g} / {r.max:g} | {verdict} | {_md_cell(shorten(first, 160))} |")
     cells = [nbformat.v4.new_markdown_cell("\n".join(lines))]
     answers = {grade_id(c): c.source for c in out.cells if is_solution(c) and c.cell_type == "code"}
+    stopped = False
     for cell in out.cells:
+        if not stopped and cell.get("metadata", {}).get("nbgrade", {}).get("after_tests"):
+            stopped = True
+            cells.append(nbformat.v4.new_markdown_cell(AFTER_TESTS))
         if is_test(cell):
             cell.source = strip_hidden(cell.source, "// (hidden tests, run by the grader)")
             hide_ok(cell)

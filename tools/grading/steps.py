@@ -6,8 +6,8 @@ steps found so far) and changes it in place. `run(steps, job)` runs a pipeline i
 
     STUDENT  = [CheckSource, ClearOutput, RewriteDepPaths, ClearSolutions, ClearHiddenTests,
                 LockCells, ClearCellMetadata]
-    ASSEMBLE = [OverwriteCells, InsertAddedCells, ClearOutput, AddProbes, CheckStudentCode,
-                CheckOwnWork]
+    ASSEMBLE = [OverwriteCells, RewriteDepPaths, InsertAddedCells, ClearOutput, AddProbes,
+                CheckStudentCode, CheckOwnWork, StopAfterLastTest]
 
 (the rest of grading, Execute, Score and Feedback, lives in grading.classroom)."""
 from __future__ import annotations
@@ -278,8 +278,19 @@ def check_own_work(job: Job) -> None:
     job.not_own = {gid: [v.message(titles.get(gid, gid)) for v in vs] for gid, vs in found.items() if vs}
 
 
+def stop_after_last_test(job: Job) -> None:
+    """StopAfterLastTest: the code cells after the last test cell are marked `after_tests` and
+    not run (nothing after the last test can change a score: notebook 3's training is there)."""
+    last = max((i for i, c in enumerate(job.notebook.cells) if is_test(c)), default=None)
+    if last is None:
+        return
+    for cell in job.notebook.cells[last + 1:]:
+        if cell.cell_type == "code":
+            nbgrade_meta(cell)["after_tests"] = True
+
+
 ASSEMBLE: list[Step] = [overwrite_cells, rewrite_dep_paths_step, insert_added_cells, clear_output,
-                        add_probes, check_student_code, check_own_work]
+                        add_probes, check_student_code, check_own_work, stop_after_last_test]
 
 
 @dataclass
