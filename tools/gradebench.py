@@ -20,6 +20,7 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ def bench_nb1(work: Path, copies: int, workers: int, fresh: bool) -> dict:
     return {"n": n, "wall": wall, "per_submission": wall / n, "per_worker": per_worker,
             "without_loop": (wall - sum(loop) / workers) / max(1, n - len(loop)),
             "correct": [round(g.seconds, 1) for g in graded if g.student.startswith("correct")],
+            "median": statistics.median(g.seconds for g in graded),
             "wrong": wrong}
 
 
@@ -122,8 +124,10 @@ def section_text(res: dict) -> str:
                   "",
                   f"The class holds one endless loop per copy, which runs to the 120 s cell limit; without it "
                   f"the wall time is {r['without_loop']:.1f} s per submission "
-                  f"({r['without_loop'] * 100 / 60:.0f} min per 100). A right answer took "
-                  f"{', '.join(f'{s:g}' for s in r['correct'])} s of its worker's time. Points as expected "
+                  f"({r['without_loop'] * 100 / 60:.0f} min per 100). The right answer took "
+                  f"{', '.join(f'{s:g}' for s in r['correct'])} s of its worker's time (a worker's first "
+                  f"submission also starts its kernel); the median submission {r.get('median', 0):.1f} s. "
+                  f"Points as expected "
                   f"for every submission: {'yes' if not r['wrong'] else 'NO: ' + ', '.join(r['wrong'])}. "
                   f"Load average during the run ({r['date']}): {load(r)}.", ""]
     if res.get("earlier"):
