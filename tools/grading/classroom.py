@@ -233,6 +233,75 @@ def grade_in_parallel(todo, dirs: list[Path], run, finish, saved) -> None:
         list(pool.map(task, todo))
 
 
+def select_submissions(submissions: Path, source_name: str, shard: tuple[int, int] | None,
+                       log) -> list[tuple[str, Path]]:
+    """The submissions of the folder (or of shard K of N) to grade."""
+    if not submissions.is_dir():
+        raise SystemExit(f"{submissions}: no such folder of submissions")
+    subs = find_submissions(submissions, source_name)
+    if not subs:
+        raise SystemExit(f"no submissions in {submissions}: expected NAME.ipynb or NAME/{source_name}")
+    if shard:
+        subs = gradebook.shard_of(subs, *shard)
+        log(f"shard {shard[0]}/{shard[1]}: {len(subs)} submission(s)")
+    return subs
+
+
+@dataclass
+class ClassRun:
+    """One run of grade_class over the submissions still to grade (`todo`)."""
+    source_nb: nbformat.NotebookNode
+    source_path: Path
+    out: Path
+    limits: tuple[float, float, bool]  # cell timeout, notebook timeout, html
+    reuse_kernels: bool
+    keys: dict[str, str]
+    graded: dict[str, Graded]  # saved results, also those kept from an earlier run
+    todo: list[tuple[str, Path]]
+    log: object
+    kernels: dict[Path, Worker] = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
+
+    def failed(self, student: str, e: Exception) -> Graded:  # a bug or an OS error: this student only
+        why = f"grading failed: {type(e).__name__}: {e}"
+        return Graded(student, zero_rows(self.source_nb, student, why), 0.0)
+
+    def run(self, student: str, path: Path, d: Path):
+        try:
+            return run_one(student, path, self.source_nb, self.source_path, self.out, self.kernels[d],
+                           self.limits[0], self.limits[1], fresh=not self.reuse_kernels)
+        except Exception as e:
+            return self.failed(student, e)
+
+    def finish(self, sub) -> Graded:
+        try:
+            return sub if isinstance(sub, Graded) else score_and_feedback(sub, self.limits[2])
+        except Exception as e:
+            return self.failed(sub.student, e)
+
+    def saved(self, g: Graded) -> None:
+        gradebook.save(self.out, g.student, g.rows, g.seconds, g.status, self.keys[g.student])
+        self.graded[g.student] = g
+        done = sum(s in self.graded for s, _ in self.todo)
+        left = len(self.todo) - done
+        eta = f"about {(time.monotonic() - self.t0) / done * left / 60:.0f} min left" if left else "done"
+        self.log(f"[{done}/{len(self.todo)}] {g.student}: {sum(r.points for r in g.rows):g} / "
+                 f"{sum(r.max for r in g.rows):g} in {g.seconds:.1f} s · {eta}")
+        write_gradebook(self.out, list(self.graded.values()))
+
+    def grade(self, dirs: list[Path]) -> None:
+        """Grades `todo` with one worker (and its kernel) per build folder of `dirs`."""
+        self.kernels = {d: new_worker(d, self.out) for d in dirs}
+        try:
+            grade_in_parallel(self.todo, dirs, self.run, self.finish, self.saved)
+        finally:
+            for worker in self.kernels.values():
+                worker.stop()
+        wall = time.monotonic() - self.t0
+        self.log(f"graded {len(self.todo)} submission(s) with {len(dirs)} worker(s) in {wall:.0f} s "
+                 f"({wall / len(self.todo):.1f} s per submission)")
+
+
 def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 2,
                 cell_timeout: float = 120, notebook_timeout: float = 900, html: bool = True,
                 build_base: Path | None = None, log=print, shard: tuple[int, int] | None = None,
@@ -244,14 +313,7 @@ def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 
     kernel for every submission; the scores are the same, tested)."""
     source_nb = nbformat.read(source_path, as_version=4)
     check_source(source_nb, source_path.name)
-    if not submissions.is_dir():
-        raise SystemExit(f"{submissions}: no such folder of submissions")
-    subs = find_submissions(submissions, source_path.name)
-    if not subs:
-        raise SystemExit(f"no submissions in {submissions}: expected NAME.ipynb or NAME/{source_path.name}")
-    if shard:
-        subs = gradebook.shard_of(subs, *shard)
-        log(f"shard {shard[0]}/{shard[1]}: {len(subs)} submission(s)")
+    subs = select_submissions(submissions, source_path.name, shard, log)
     limits = {"cell": cell_timeout, "notebook": notebook_timeout, "html": html}
     keys = {student: gradebook.key(source_path, path, limits) for student, path in subs}
     graded = load_graded(subs, out, keys, log) if resume else {}
@@ -259,44 +321,8 @@ def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 
     if todo:
         workers = max(1, min(workers, len(todo)))
         dirs = prepare_workers(build_base or default_base(), workers, dep_cells(source_nb, source_path), log)
-        t0 = time.monotonic()
-
-        kernels = {d: new_worker(d, out) for d in dirs}
-
-        def failed(student: str, e: Exception) -> Graded:  # a bug or an OS error: this student only
-            return Graded(student, zero_rows(source_nb, student, f"grading failed: {type(e).__name__}: {e}"), 0.0)
-
-        def run(student, path, d):
-            try:
-                return run_one(student, path, source_nb, source_path, out, kernels[d], cell_timeout,
-                               notebook_timeout, fresh=not reuse_kernels)
-            except Exception as e:
-                return failed(student, e)
-
-        def finish(sub) -> Graded:
-            try:
-                return sub if isinstance(sub, Graded) else score_and_feedback(sub, html)
-            except Exception as e:
-                return failed(sub.student, e)
-
-        def saved(g: Graded) -> None:
-            gradebook.save(out, g.student, g.rows, g.seconds, g.status, keys[g.student])
-            graded[g.student] = g
-            done = len(graded) - (len(subs) - len(todo))
-            left = len(todo) - done
-            eta = f"about {(time.monotonic() - t0) / done * left / 60:.0f} min left" if left else "done"
-            log(f"[{done}/{len(todo)}] {g.student}: {sum(r.points for r in g.rows):g} / "
-                f"{sum(r.max for r in g.rows):g} in {g.seconds:.1f} s · {eta}")
-            write_gradebook(out, list(graded.values()))
-
-        try:
-            grade_in_parallel(todo, dirs, run, finish, saved)
-        finally:
-            for worker in kernels.values():
-                worker.stop()
-        wall = time.monotonic() - t0
-        log(f"graded {len(todo)} submission(s) with {workers} worker(s) in {wall:.0f} s "
-            f"({wall / len(todo):.1f} s per submission)")
+        ClassRun(source_nb, source_path, out, (cell_timeout, notebook_timeout, html), reuse_kernels, keys,
+                 graded, todo, log).grade(dirs)
     result = [graded[s] for s, _ in subs]
     write_gradebook(out, result)
     log(f"wrote {out / 'gradebook.csv'} ({len(result)} submission(s))")
