@@ -124,8 +124,12 @@ def prewarm_dir(tmpdir: Path, deps: list[str], timeout: float = 3600) -> float:
     """Runs the `:dep` lines once in a kernel using `tmpdir`, so later kernels start quickly."""
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "rust", "display_name": "Rust",
                                                            "language": "rust"}})
+    # The last cell is a deliberate mistake in a `let`: evcxr then runs `cargo check`, which
+    # checks every dependency once per build folder (tens of seconds), here instead of in the
+    # first submission whose answer has a compile error.
     nb.cells = [nbformat.v4.new_code_cell("\n".join(deps) or CRATE_DEFAULT_DEP),
-                nbformat.v4.new_code_cell('println!("warm");')]
+                nbformat.v4.new_code_cell('println!("warm");'),
+                nbformat.v4.new_code_cell("let prewarm_mistake = convlab::no_such_function();")]
     tmpdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "prewarm.ipynb"
@@ -140,7 +144,8 @@ def prewarm_dir(tmpdir: Path, deps: list[str], timeout: float = 3600) -> float:
         secs = time.monotonic() - t0
         ran = nbformat.read(path, as_version=4)
         st = json.loads(status.read_text()) if status.exists() else {}
-        if proc.returncode != 0 or any(v["status"] != "ok" for v in st.values()) or len(st) != 2:
+        expected = {"0": "ok", "1": "ok", "2": "failed"}
+        if proc.returncode != 0 or {k: v["status"] for k, v in st.items()} != expected:
             detail = stderr[-2000:] + "\n" + "\n".join(
                 stream_text(c, "stderr") + error_text(c) for c in ran.cells)
             raise RuntimeError(f"prewarming {tmpdir} failed:\n{detail.strip()}")
