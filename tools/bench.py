@@ -168,7 +168,8 @@ def python_pictures():
 
 def peer_rows(filters: dict, cores: int, quick: bool, fast_only: bool = False) -> list[dict]:
     """Times the Python stack's convolutions on both pictures, grey and colour (`fast_only`: only
-    OpenCV, PyTorch and `scipy.ndimage`, for the second round)."""
+    OpenCV, PyTorch and `scipy.ndimage`, for the second round). Long on purpose: one `add` line
+    per peer, in the order of BENCHMARKS.md's tables, reads better than a table of lambdas."""
     import numpy as np
     import cv2
     import scipy.ndimage
