@@ -299,6 +299,12 @@ def execute(path: Path | str, timeout: int = 900, cwd: Path | None = None,
     return Result(path, nb, time.monotonic() - start, problems, cell_seconds)
 
 
+# A student's first mistake in a `let` (a misspelt name) makes evcxr run `cargo check`, which
+# checks every dependency once per build folder: tens of seconds for the first error, unless a
+# prewarm made this mistake on purpose (the setup's seed, below, and the grader's folders).
+CHECK_ONCE = "let prewarm_mistake = convlab::no_such_function();"
+
+
 def prewarm() -> int:
     """Runs `:dep convlab` in a kernel with and without libtorch (the `torch` feature), so
     both builds land in EVCXR_TMPDIR (the setup points it at the seed build folder), and
@@ -314,14 +320,10 @@ def prewarm() -> int:
          "let g = convlab::filters::horizontal_edge();\n"
          'println!("{}", g.sum());'),
     ]
-    # A student's first mistake in a `let` (a misspelt name) makes evcxr run `cargo check`,
-    # which checks every dependency once per build folder: tens of seconds for the first
-    # error, unless the seed has done it. The third cell makes that mistake on purpose.
-    mistake = "let prewarm_mistake = convlab::no_such_function();"
     os.environ["CARGO_NET_OFFLINE"] = "false"
     for name, dep, cell in variants:
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(src) for src in (dep, cell, mistake)]
+        nb.cells = [nbformat.v4.new_code_cell(src) for src in (dep, cell, CHECK_ONCE)]
         with tempfile.TemporaryDirectory() as tmp:
             res = execute(Path(tmp) / "prewarm.ipynb", timeout=3600, notebook=nb, cwd=Path(tmp))
         expected = [p for p in res.problems if p.index == 2 and "no_such_function" in p.message]

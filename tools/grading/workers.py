@@ -24,6 +24,7 @@ from pathlib import Path
 import nbformat
 
 from grading.markup import CRATE_DEFAULT_DEP, ROOT
+from nbrun import CHECK_ONCE
 from grading.score import error_text, stream_text
 
 CRATE = ROOT / "crates" / "convlab"
@@ -124,12 +125,11 @@ def prewarm_dir(tmpdir: Path, deps: list[str], timeout: float = 3600) -> float:
     """Runs the `:dep` lines once in a kernel using `tmpdir`, so later kernels start quickly."""
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "rust", "display_name": "Rust",
                                                            "language": "rust"}})
-    # The last cell is a deliberate mistake in a `let`: evcxr then runs `cargo check`, which
-    # checks every dependency once per build folder (tens of seconds), here instead of in the
-    # first submission whose answer has a compile error.
+    # The last cell runs `cargo check` once (nbrun.CHECK_ONCE), here instead of in the first
+    # submission whose answer has a compile error.
     nb.cells = [nbformat.v4.new_code_cell("\n".join(deps) or CRATE_DEFAULT_DEP),
                 nbformat.v4.new_code_cell('println!("warm");'),
-                nbformat.v4.new_code_cell("let prewarm_mistake = convlab::no_such_function();")]
+                nbformat.v4.new_code_cell(CHECK_ONCE)]
     tmpdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "prewarm.ipynb"
