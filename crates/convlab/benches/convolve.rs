@@ -4,7 +4,8 @@
 //! `cargo bench --profile dev -p convlab --bench convolve` prints one line per case: median
 //! megapixels per second over several samples, with the slowest and fastest sample.
 //! `-- --json FILE` also writes the figures for `tools/bench.py` (`make bench`), which puts
-//! them beside the Python stack's in BENCHMARKS.md; `-- --quick` takes fewer and shorter samples, `-- --fast-only` leaves out the direct method.
+//! them beside the Python stack's in BENCHMARKS.md; `-- --quick` takes fewer and shorter samples, `-- --fast-only` leaves out the direct method,
+//! `-- --only portrait/grey` (or `4096`, `colour`, `copy`, …) measures one picture or kind.
 //!
 //! Cases: the seed's direct [`convolve`]; [`convolve_fast`] (one thread); and
 //! [`convolve_fast_threads`] with `threads = 0` (every core, but one
@@ -115,6 +116,15 @@ fn main() {
         .iter()
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1).cloned());
+    // `--only portrait/grey`: one picture and kind (for a profiler), or `--only 4096`.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let wanted = |picture: &str, kind: &str| {
+        only.as_deref()
+            .is_none_or(|o| o == picture || o == kind || o == format!("{picture}/{kind}").as_str())
+    };
     let (samples, secs) = if quick { (3, 0.05) } else { (7, 0.25) };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -150,6 +160,9 @@ fn main() {
             ("grey-dense", &grey, &dense_filter),
         ];
         for (kind, image, filter) in cases {
+            if !wanted(picture, kind) {
+                continue;
+            }
             // The direct method takes seconds on the large picture: fewer, single-call samples.
             let direct = if fast_only || kind == "grey-dense" {
                 time(|| (), 1, 0.0)
@@ -203,7 +216,7 @@ fn main() {
                 print_row(rows.last().unwrap());
             }
         }
-        if picture == "4096" {
+        if picture == "4096" && wanted(picture, "copy") {
             // The floor: a copy of the grey and of the colour picture into memory already touched.
             for (kind, samples_per_pixel) in [("grey", 1), ("colour", 3)] {
                 let source = vec![1.0f32; pixels * samples_per_pixel];

@@ -22,7 +22,7 @@
 
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayBase, Axis, Data, Dimension, Slice};
-use std::ops::Range;
+use std::mem::MaybeUninit;
 
 fn shape_str(shape: &[usize]) -> String {
     shape
@@ -177,16 +177,19 @@ where
     Ok(())
 }
 
-/// The same numbers as [`convolve`], computed the other way round: for each output row and
-/// each filter weight, add *weight × the image row under it* to the whole output row.
+/// The same numbers as [`convolve`], computed the other way round: one output row at a
+/// time, each output pixel the sum of *weight × the image sample under it* over the filter's
+/// weights, taken from whole image rows.
 ///
-/// Read it after [`convolve`]; the heart of it is `correlate_row`, ten lines. Each pass is a
-/// run of multiply-adds over contiguous memory, which the compiler turns into SIMD
-/// instructions (16 pixels per instruction with AVX-512), instead of one small dot product
-/// per pixel; the output row stays in the processor's fastest cache, and weights that are
-/// zero are skipped. A colour image row (`R G B R G B …`) is first split into one row per
-/// channel (`R R R …`, `G G G …`), so that the same loop serves every channel.
-/// [`convolve_fast_threads`] shares the rows out between threads.
+/// Read it after [`convolve`]; the heart of it is `correlate_pass`, ten lines. For each output
+/// row, the filter's weights that are not zero are taken nine at a time; each group is one
+/// pass along the row that reads, for every output pixel, the nine samples under its nine
+/// weights and adds their products to the pixel. The nine image rows are contiguous memory
+/// and the sums stay in registers, so the compiler turns the pass into SIMD instructions (16
+/// pixels per instruction with AVX-512) that write each output pixel once per nine weights,
+/// instead of one small dot product per pixel. A colour image row (`R G B R G B …`) is first
+/// split into one row per channel (`R R R …`, `G G G …`), so that the same pass serves every
+/// channel. [`convolve_fast_threads`] shares the rows out between threads.
 ///
 /// ```
 /// use ndarray::Array3;
@@ -251,7 +254,7 @@ where
         n => n,
     };
     let (out, finite) = job.run(out_h, out_w, threads);
-    if !finite || !filter.iter().all(|w| w.is_finite()) {
+    if !finite || !job.border_finite() || !filter.iter().all(|w| w.is_finite()) {
         check_finite(image, filter)?;
     }
     Ok(Array2::from_shape_vec((out_h, out_w), out).expect("out_h × out_w samples"))
@@ -273,7 +276,7 @@ impl<'a> Correlation<'a> {
             .view()
             .into_shape_with_order((kh, kw, channels))
             .expect("H×W×C");
-        let mut taps: Vec<Tap> = weights
+        let taps = weights
             .indexed_iter()
             .filter(|&(_, &weight)| weight != 0.0)
             .map(|((i, j, c), &weight)| Tap {
@@ -282,21 +285,35 @@ impl<'a> Correlation<'a> {
                 weight,
             })
             .collect();
-        // Three weights share a pass over the output row: fill the last three with zero weights.
-        while !taps.len().is_multiple_of(3) {
-            taps.push(Tap {
-                line: 0,
-                column: 0,
-                weight: 0.0,
-            });
-        }
         Correlation {
             image,
             width,
             channels,
             filter_height: kh,
+            filter_width: kw,
             taps,
         }
+    }
+
+    /// Whether the image samples that may meet only zero weights are finite: those less than
+    /// kh − 1 rows or kw − 1 columns from the border. Every other sample meets every weight,
+    /// and one that is NaN or infinite makes an output non-finite through any weight that
+    /// is not zero, which [`Correlation::run`] notices.
+    fn border_finite(&self) -> bool {
+        if self.taps.is_empty() {
+            return all_finite(self.image); // an all-zero filter: no sample reaches an output
+        }
+        let row_len = self.width * self.channels;
+        let rows: Vec<&[f32]> = self.image.chunks_exact(row_len).collect();
+        let (band, edge) = (
+            self.filter_height - 1,
+            (self.filter_width - 1) * self.channels,
+        );
+        let mut top_and_bottom = rows[..band].iter().chain(&rows[rows.len() - band..]);
+        top_and_bottom.all(|row| all_finite(row))
+            && rows
+                .iter()
+                .all(|row| all_finite(&row[..edge]) && all_finite(&row[row_len - edge..]))
     }
 
     /// As many threads as the machine has cores, but no more than one per 2 million
@@ -308,40 +325,29 @@ impl<'a> Correlation<'a> {
     }
 
     /// The `out_h × out_w` output on `threads` threads, each a band of rows, and whether
-    /// every image sample read was finite.
+    /// every output sample is finite.
     fn run(&self, out_h: usize, out_w: usize, threads: usize) -> (Vec<f32>, bool) {
-        let band = out_h.div_ceil(threads.clamp(1, out_h));
-        if band == out_h {
-            // One thread: each row is appended to the output as it is done.
-            let mut out = Vec::with_capacity(out_h * out_w);
-            advise_huge_pages(out.spare_capacity_mut());
-            let finite =
-                correlate_rows(self, 0..out_h, out_w, &mut |row| out.extend_from_slice(row));
-            return (out, finite);
-        }
-        // A band of rows per thread, each written into its part of the output.
-        let mut out = vec![0.0f32; out_h * out_w];
-        advise_huge_pages(&out);
+        // Not zeroed first: every sample is written once, by `correlate_rows`.
+        let mut out = Vec::with_capacity(out_h * out_w);
+        let samples = &mut out.spare_capacity_mut()[..out_h * out_w];
+        advise_huge_pages(samples);
         // Band b covers output rows b·band and on; the first band runs on this thread.
-        let band_rows = |b: usize, part: &mut [f32]| {
-            let rows = b * band..b * band + part.len() / out_w;
-            let mut targets = part.chunks_exact_mut(out_w);
-            correlate_rows(self, rows, out_w, &mut |row| {
-                targets.next().expect("a row").copy_from_slice(row)
-            })
-        };
+        let band = out_h.div_ceil(threads.clamp(1, out_h));
         let finite = std::thread::scope(|scope| {
-            let mut parts = out.chunks_mut(band * out_w).enumerate();
-            let (_, first) = parts.next().expect("one band at least");
-            let workers: Vec<_> = parts
-                .map(|(b, part)| scope.spawn(move || band_rows(b, part)))
+            let mut bands = samples.chunks_mut(band * out_w).enumerate();
+            let (_, first) = bands.next().expect("one band at least");
+            let workers: Vec<_> = bands
+                .map(|(b, part)| scope.spawn(move || correlate_rows(self, b * band, part, out_w)))
                 .collect();
-            let here = band_rows(0, first);
+            let here = correlate_rows(self, 0, first, out_w);
             workers
                 .into_iter()
                 .map(|w| w.join().expect("a convolution thread"))
                 .fold(here, |all, finite| all && finite)
         });
+        // SAFETY: the bands cover the out_h × out_w samples, and `correlate_rows` wrote every
+        // row of its band.
+        unsafe { out.set_len(out_h * out_w) };
         (out, finite)
     }
 }
@@ -372,9 +378,6 @@ fn advise_huge_pages<T>(samples: &[T]) {
     }
 }
 
-/// Where [`correlate_rows`] hands each output row.
-type Emit<'e> = &'e mut dyn FnMut(&[f32]);
-
 /// A correlation as plain slices: the image's rows of `width × channels` samples, and the
 /// filter's weights that are not zero.
 struct Correlation<'a> {
@@ -382,57 +385,78 @@ struct Correlation<'a> {
     width: usize,
     channels: usize,
     filter_height: usize,
+    filter_width: usize,
     taps: Vec<Tap>,
 }
 
 /// A filter weight and its place: it multiplies the image row `line = i·C + c` (filter row
 /// i, channel c) from column `column` on.
+#[derive(Clone, Copy)]
 struct Tap {
     line: usize,
     column: usize,
     weight: f32,
 }
 
-/// Output rows `rows`, each `width` pixels, handed to `emit` in order; returns whether every
-/// image sample read is finite.
+/// How many weights one pass along an output row takes: a 3×3 filter's nine in one pass,
+/// with the nine sums' samples and weights in registers.
+const GROUP: usize = 9;
+
+/// The output rows from row `first` on, written into `out` (rows of `width` pixels, every
+/// sample written); returns whether every output sample is finite.
 ///
 /// The same loops are compiled three times: for processors with AVX-512 or with AVX2 and
 /// fused multiply-add (the choice is made when the program runs) and for any other, as the
 /// crate is built by default.
-fn correlate_rows(job: &Correlation, rows: Range<usize>, width: usize, emit: Emit) -> bool {
+fn correlate_rows(
+    job: &Correlation,
+    first: usize,
+    out: &mut [MaybeUninit<f32>],
+    width: usize,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
             // SAFETY: the processor has these instructions (checked just above).
-            return unsafe { correlate_rows_avx512(job, rows, width, emit) };
+            return unsafe { correlate_rows_avx512(job, first, out, width) };
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { correlate_rows_avx2(job, rows, width, emit) };
+            return unsafe { correlate_rows_avx2(job, first, out, width) };
         }
     }
-    correlate_rows_with::<false>(job, rows, width, emit)
+    correlate_rows_with::<false>(job, first, out, width)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn correlate_rows_avx512(job: &Correlation, rows: Range<usize>, width: usize, emit: Emit) -> bool {
-    correlate_rows_with::<true>(job, rows, width, emit)
+fn correlate_rows_avx512(
+    job: &Correlation,
+    first: usize,
+    out: &mut [MaybeUninit<f32>],
+    width: usize,
+) -> bool {
+    correlate_rows_with::<true>(job, first, out, width)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn correlate_rows_avx2(job: &Correlation, rows: Range<usize>, width: usize, emit: Emit) -> bool {
-    correlate_rows_with::<true>(job, rows, width, emit)
+fn correlate_rows_avx2(
+    job: &Correlation,
+    first: usize,
+    out: &mut [MaybeUninit<f32>],
+    width: usize,
+) -> bool {
+    correlate_rows_with::<true>(job, first, out, width)
 }
 
 /// [`correlate_rows`] with (`FMA`) or without fused multiply-add.
 #[inline(always)]
 fn correlate_rows_with<const FMA: bool>(
     job: &Correlation,
-    rows: Range<usize>,
+    first: usize,
+    out: &mut [MaybeUninit<f32>],
     width: usize,
-    emit: Emit,
 ) -> bool {
     let (w, channels, kh) = (job.width, job.channels, job.filter_height);
     let row = |y: usize| &job.image[y * w * channels..][..w * channels];
@@ -440,42 +464,39 @@ fn correlate_rows_with<const FMA: bool>(
     // that holds the kh latest image rows; a grey image is used as it is.
     let mut ring = vec![0.0f32; if channels == 1 { 0 } else { kh * channels * w }];
     let mut finite = true;
-    let mut out_row = vec![0.0f32; width];
-    for y in rows.clone() {
-        let new_rows = if y == rows.start {
+    for (y, out_row) in (first..).zip(out.chunks_exact_mut(width)) {
+        let new_rows = if y == first {
             y..y + kh
         } else {
             y + kh - 1..y + kh
         };
-        for y in new_rows {
-            finite &= all_finite(row(y));
-            if channels > 1 {
+        if channels > 1 {
+            for y in new_rows {
                 let planes = &mut ring[(y % kh) * channels * w..][..channels * w];
                 split_channels(row(y), planes, channels);
             }
         }
         // Image row `line = i·C + c` under the output row: filter row i, channel c.
-        let ring = &ring;
-        let line = move |line: usize| match channels {
+        let line = |line: usize| match channels {
             1 => row(y + line),
             _ => &ring[((y + line / channels) % kh * channels + line % channels) * w..][..w],
         };
-        out_row.fill(0.0);
-        correlate_row::<FMA>(&mut out_row, &job.taps, line);
-        emit(&out_row);
+        correlate_row::<FMA>(out_row, &job.taps, line);
+        // SAFETY: `correlate_row` wrote every sample of the row.
+        let out_row = unsafe { &*(out_row as *const [MaybeUninit<f32>] as *const [f32]) };
+        finite &= all_finite(out_row);
     }
     finite
 }
 
-/// Whether no sample is a NaN or an infinity (those have every exponent bit set), in a loop
-/// the compiler vectorises.
+/// Whether no sample is a NaN or an infinity: without its sign bit, a finite sample's bits
+/// are below those of infinity. A loop the compiler vectorises (a running maximum).
 #[inline(always)]
 fn all_finite(samples: &[f32]) -> bool {
-    const EXPONENT: u32 = 0x7f80_0000;
-    let not_finite = samples.iter().fold(0u32, |n, v| {
-        n | u32::from(v.to_bits() & EXPONENT == EXPONENT)
-    });
-    not_finite == 0
+    let largest = samples
+        .iter()
+        .fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+    largest < f32::INFINITY.to_bits()
 }
 
 /// Copies the interleaved samples of one image row (R G B R G B …) into one row per
@@ -516,26 +537,58 @@ fn split_channels_of<const C: usize>(interleaved: &[f32], planes: &mut [f32]) {
     }
 }
 
-/// One output row (zero at the start): for each filter weight, add the weight times the
-/// image row under it, shifted by the weight's column, to the whole output row. Three
-/// weights (a row of the course's 3×3 filters) share one pass, so that the output row is
-/// read and written once per three weights; it stays in the L1 cache, and the loops run
-/// over contiguous memory, which the compiler turns into SIMD instructions (16 pixels at a
-/// time with AVX-512).
+/// One output row: the weights nine at a time, each group one [`correlate_pass`] (the first
+/// writes the row, the others add to it). `line(l)` is the image row `l = i·C + c` under the
+/// output row.
 #[inline(always)]
 fn correlate_row<'a, const FMA: bool>(
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     taps: &[Tap],
     line: impl Fn(usize) -> &'a [f32],
 ) {
-    let width = out.len();
-    let samples = |tap: &Tap| &line(tap.line)[tap.column..tap.column + width];
-    for [t0, t1, t2] in taps.as_chunks::<3>().0 {
-        let three = samples(t0).iter().zip(samples(t1)).zip(samples(t2));
-        for (o, ((&a, &b), &c)) in out.iter_mut().zip(three) {
-            let sum = multiply_add::<FMA>(t1.weight, b, multiply_add::<FMA>(t0.weight, a, *o));
-            *o = multiply_add::<FMA>(t2.weight, c, sum);
+    if taps.is_empty() {
+        out.fill(MaybeUninit::new(0.0)); // an all-zero filter
+    }
+    for (g, group) in taps.chunks(GROUP).enumerate() {
+        let add = g > 0;
+        // One compiled pass per group size, so that its samples and weights fit in registers.
+        macro_rules! pass {
+            ($($n:literal)*) => {
+                match group.len() {
+                    $($n => correlate_pass::<$n, FMA>(out, group.try_into().expect("n taps"), &line, add),)*
+                    _ => unreachable!("groups of 1 to {GROUP} weights"),
+                }
+            };
         }
+        pass!(1 2 3 4 5 6 7 8 9);
+    }
+}
+
+/// The heart of the fast convolution: one pass along an output row for `N` weights, each
+/// output pixel `out[x] (+)= Σₖ weightₖ × sampleₖ[x]`, where `sampleₖ` is tap k's image
+/// row from its column on. The `N` samples of a pixel are side by side with those of its
+/// neighbours, so the compiler computes 16 pixels per instruction (AVX-512), their sums in
+/// registers.
+#[inline(always)]
+fn correlate_pass<'a, const N: usize, const FMA: bool>(
+    out: &mut [MaybeUninit<f32>],
+    taps: &[Tap; N],
+    line: impl Fn(usize) -> &'a [f32],
+    add: bool,
+) {
+    let width = out.len();
+    let (mut samples, mut weights): ([&[f32]; N], [f32; N]) = ([&[]; N], [0.0; N]);
+    for (k, tap) in taps.iter().enumerate() {
+        samples[k] = &line(tap.line)[tap.column..][..width];
+        weights[k] = tap.weight;
+    }
+    for (x, o) in out.iter_mut().enumerate() {
+        // SAFETY: when `add`, an earlier pass wrote every sample of the row.
+        let mut sum = if add { unsafe { o.assume_init() } } else { 0.0 };
+        for k in 0..N {
+            sum = multiply_add::<FMA>(weights[k], samples[k][x], sum);
+        }
+        o.write(sum);
     }
 }
 
@@ -571,20 +624,24 @@ mod tests {
             width: 33,
             channels: 3,
             filter_height: 5,
+            filter_width: 4,
             taps,
         };
         let (rows, width) = (40 - 5 + 1, 33 - 4 + 1);
-        let (mut portable, mut dispatched) = (Vec::<f32>::new(), Vec::<f32>::new());
-        let mut keep_portable = |row: &[f32]| portable.extend_from_slice(row);
-        assert!(correlate_rows_with::<false>(
-            &job,
-            0..rows,
-            width,
-            &mut keep_portable
-        ));
-        let mut keep_dispatched = |row: &[f32]| dispatched.extend_from_slice(row);
-        assert!(correlate_rows(&job, 0..rows, width, &mut keep_dispatched));
-        assert_eq!(portable.len(), rows * width);
+        let mut portable = vec![MaybeUninit::new(f32::NAN); rows * width];
+        let mut dispatched = portable.clone();
+        assert!(correlate_rows_with::<false>(&job, 0, &mut portable, width));
+        assert!(correlate_rows(&job, 0, &mut dispatched, width));
+        // SAFETY: every sample was initialised (to NaN, before the rows were written).
+        let [portable, dispatched] = [portable, dispatched].map(|v| {
+            v.iter()
+                .map(|s| unsafe { s.assume_init() })
+                .collect::<Vec<f32>>()
+        });
+        assert!(
+            portable.iter().chain(&dispatched).all(|s| s.is_finite()),
+            "a row not written"
+        );
         let diff: f32 = portable
             .iter()
             .zip(&dispatched)

@@ -367,3 +367,33 @@ fn nan_under_a_zero_weight_is_still_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn nan_or_infinity_anywhere_is_an_error_whatever_the_zero_weights() {
+    // The fast path finds bad samples through the outputs they reach, and looks at the
+    // samples near the border, which may meet only zero weights, one by one. Every place of
+    // a 7×8 picture, under filters with a zero column, a zero row, or no weight at all.
+    let filters = [
+        array![[1.0f32, 0.0], [2.0, 0.0]],
+        array![[0.0f32, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, -1.0, 0.5]],
+        Array2::<f32>::zeros((3, 3)),
+    ];
+    for filter in &filters {
+        for (i, j) in (0..7).flat_map(|i| (0..8).map(move |j| (i, j))) {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut img = Array2::<f32>::ones((7, 8));
+                img[[i, j]] = bad;
+                for threads in [1, 3] {
+                    let e = convolve_fast_threads(&img, filter, threads)
+                        .unwrap_err()
+                        .to_string();
+                    assert!(e.contains(&format!("[{i}, {j}]")), "{filter:?} {e}");
+                }
+            }
+        }
+    }
+    // Large finite values whose sum overflows are not an input error: the result says inf.
+    let big = Array2::from_elem((3, 3), f32::MAX);
+    let out = convolve_fast(&big, &Array2::<f32>::ones((2, 2))).unwrap();
+    assert!(out.iter().all(|v| *v == f32::INFINITY));
+}
