@@ -9,7 +9,8 @@
 //!
 //! Cases: the seed's direct [`convolve`]; [`convolve_fast`] (one thread); and
 //! [`convolve_fast_threads`] with `threads = 0` (every core, but one
-//! thread for a small convolution). Grey is the 3×3 horizontal-edge filter of the quiz,
+//! thread for a small convolution); `into`: [`convolve_fast_into`] (one thread) into an output
+//! already in memory. Grey is the 3×3 horizontal-edge filter of the quiz,
 //! colour the 3×3×3 brown filter; `grey-dense` (fast path only) the
 //! 3×3 outline filter, which has no zero weight to skip. The floor: copying the picture into a buffer that is
 //! already in memory reads and writes each byte once, as a convolution must at least read its
@@ -19,7 +20,7 @@
 //! The portrait comes from `data/` (run the setup first) and falls back to a random 606×517
 //! picture of the same size when it is missing.
 
-use convlab::conv::{convolve, convolve_fast, convolve_fast_threads};
+use convlab::conv::{convolve, convolve_fast, convolve_fast_into, convolve_fast_threads};
 use ndarray::{Array2, Array3, ArrayD};
 use std::hint::black_box;
 use std::time::Instant;
@@ -179,6 +180,8 @@ fn main() {
                     secs,
                 )
             };
+            // `convolve_fast_into` writes into an output already in memory, as `copy` does.
+            let mut reused = convolve_fast(image, filter).unwrap();
             let measured = [
                 ("direct", 1, direct),
                 (
@@ -195,6 +198,15 @@ fn main() {
                     cores,
                     time(
                         || drop(black_box(convolve_fast_threads(image, filter, 0).unwrap())),
+                        samples,
+                        secs,
+                    ),
+                ),
+                (
+                    "into",
+                    1,
+                    time(
+                        || convolve_fast_into(image, filter, black_box(&mut reused), 1).unwrap(),
                         samples,
                         secs,
                     ),

@@ -235,6 +235,76 @@ where
     D: Dimension,
 {
     let (out_h, out_w) = check_shapes(image, filter)?;
+    // Not zeroed first: every sample is written once.
+    let mut out = Vec::with_capacity(out_h * out_w);
+    let samples = &mut out.spare_capacity_mut()[..out_h * out_w];
+    advise_huge_pages(samples);
+    correlate_into(image, filter, samples, threads)?;
+    // SAFETY: `correlate_into` wrote every one of the out_h × out_w samples.
+    unsafe { out.set_len(out_h * out_w) };
+    Ok(Array2::from_shape_vec((out_h, out_w), out).expect("out_h × out_w samples"))
+}
+
+/// [`convolve_fast_threads`] into an output you already have, of the output's size (image
+/// size − filter size + 1), like OpenCV's `dst`: no new picture is made, which saves the
+/// memory a new one costs (on a large picture, a good part of the time) when the same
+/// sizes are filtered again and again.
+///
+/// ```
+/// use ndarray::Array2;
+/// let image = Array2::<f32>::from_shape_fn((60, 50), |(i, j)| (i * j % 7) as f32);
+/// let filter = convlab::filters::horizontal_edge();
+/// let mut out = Array2::<f32>::zeros((58, 48));
+/// convlab::conv::convolve_fast_into(&image, &filter, &mut out, 1)?;
+/// assert_eq!(out, convlab::conv::convolve_fast(&image, &filter)?);
+/// let mut wrong = Array2::<f32>::zeros((60, 50));
+/// let e = convlab::conv::convolve_fast_into(&image, &filter, &mut wrong, 1).unwrap_err();
+/// assert!(e.to_string().contains("60×50"), "{e}");
+/// # Ok::<(), convlab::Error>(())
+/// ```
+pub fn convolve_fast_into<S, T, D>(
+    image: &ArrayBase<S, D>,
+    filter: &ArrayBase<T, D>,
+    out: &mut Array2<f32>,
+    threads: usize,
+) -> Result<()>
+where
+    S: Data<Elem = f32>,
+    T: Data<Elem = f32>,
+    D: Dimension,
+{
+    let (out_h, out_w) = check_shapes(image, filter)?;
+    if out.dim() != (out_h, out_w) {
+        return Err(Error::Shape(format!(
+            "the output is {} but a {} image filtered with a {} filter gives {out_h}×{out_w}",
+            shape_str(out.shape()),
+            shape_str(image.shape()),
+            shape_str(filter.shape())
+        )));
+    }
+    let samples = out.as_slice_mut().ok_or_else(|| {
+        Error::Shape("the output must be in standard (row-major) layout".to_string())
+    })?;
+    // SAFETY: MaybeUninit<f32> has the layout of f32, and `correlate_into` writes only
+    // initialised samples.
+    let samples = unsafe { &mut *(samples as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    correlate_into(image, filter, samples, threads)
+}
+
+/// The checks and the work of the fast convolution, writing every output sample into `out`
+/// (`out_h × out_w`, already checked by the caller).
+fn correlate_into<S, T, D>(
+    image: &ArrayBase<S, D>,
+    filter: &ArrayBase<T, D>,
+    out: &mut [MaybeUninit<f32>],
+    threads: usize,
+) -> Result<()>
+where
+    S: Data<Elem = f32>,
+    T: Data<Elem = f32>,
+    D: Dimension,
+{
+    let (out_h, out_w) = check_shapes(image, filter)?;
     if image.ndim() != filter.ndim() {
         return Err(Error::Shape(format!(
             "the image is {} but the filter is {}: give both a channel axis or neither",
@@ -253,11 +323,11 @@ where
         0 => job.threads_worth_starting(out_h * out_w),
         n => n,
     };
-    let (out, finite) = job.run(out_h, out_w, threads);
+    let finite = job.run(out, out_h, out_w, threads);
     if !finite || !job.border_finite() || !filter.iter().all(|w| w.is_finite()) {
         check_finite(image, filter)?;
     }
-    Ok(Array2::from_shape_vec((out_h, out_w), out).expect("out_h × out_w samples"))
+    Ok(())
 }
 
 impl<'a> Correlation<'a> {
@@ -324,17 +394,19 @@ impl<'a> Correlation<'a> {
             .min(outputs * self.taps.len() / (1 << 21) + 1)
     }
 
-    /// The `out_h × out_w` output on `threads` threads, each a band of rows, and whether
-    /// every output sample is finite.
-    fn run(&self, out_h: usize, out_w: usize, threads: usize) -> (Vec<f32>, bool) {
-        // Not zeroed first: every sample is written once, by `correlate_rows`.
-        let mut out = Vec::with_capacity(out_h * out_w);
-        let samples = &mut out.spare_capacity_mut()[..out_h * out_w];
-        advise_huge_pages(samples);
+    /// Writes the `out_h × out_w` output on `threads` threads, each a band of rows; returns
+    /// whether every output sample is finite.
+    fn run(
+        &self,
+        out: &mut [MaybeUninit<f32>],
+        out_h: usize,
+        out_w: usize,
+        threads: usize,
+    ) -> bool {
         // Band b covers output rows b·band and on; the first band runs on this thread.
         let band = out_h.div_ceil(threads.clamp(1, out_h));
         let finite = std::thread::scope(|scope| {
-            let mut bands = samples.chunks_mut(band * out_w).enumerate();
+            let mut bands = out.chunks_mut(band * out_w).enumerate();
             let (_, first) = bands.next().expect("one band at least");
             let workers: Vec<_> = bands
                 .map(|(b, part)| scope.spawn(move || correlate_rows(self, b * band, part, out_w)))
@@ -345,10 +417,7 @@ impl<'a> Correlation<'a> {
                 .map(|w| w.join().expect("a convolution thread"))
                 .fold(here, |all, finite| all && finite)
         });
-        // SAFETY: the bands cover the out_h × out_w samples, and `correlate_rows` wrote every
-        // row of its band.
-        unsafe { out.set_len(out_h * out_w) };
-        (out, finite)
+        finite
     }
 }
 
