@@ -454,7 +454,7 @@ def test_a_reused_kernel_carries_nothing_from_one_submission_to_the_next(tmp_pat
     """Each submission of the fixture leaves a variable, a file, an environment variable, a panic
     hook and its process id behind (a cell before its last exercise). Graded one after another by one worker, the
     three run in one kernel, cleared in between: each starts in a new process without what the
-    last one left, the forged end of a test still fails its probe, and every score is the one
+    last one left, the forged end of a test still fails its end line, and every score is the one
     the submission gets in a kernel of its own."""
     kernel_ready()
     answer = nbformat.read(ISOLATION, as_version=4)

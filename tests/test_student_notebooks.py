@@ -188,10 +188,10 @@ def test_assemble_restores_tests_and_other_cells_from_the_source():
     assert "x + x" in cell_by_id(run, "double").source
     for gid in ("test-double", "test-sum-below"):
         cell = cell_by_id(run, gid)
-        var = nbgrade.ok_var(cell)
-        assert var.startswith(nbgrade.OK_PREFIX) and len(var) == len(nbgrade.OK_PREFIX) + 16
-        assert cell.source == cell_by_id(source, gid).source + nbgrade.ok_line(var)
-    assert nbgrade.ok_var(cell_by_id(run, "test-double")) != nbgrade.ok_var(cell_by_id(run, "test-sum-below"))
+        token = nbgrade.end_token(cell)
+        assert token.startswith(nbgrade.END_PREFIX) and len(token) == len(nbgrade.END_PREFIX) + 24
+        assert cell.source == cell_by_id(source, gid).source + nbgrade.end_line(token)
+    assert nbgrade.end_token(cell_by_id(run, "test-double")) != nbgrade.end_token(cell_by_id(run, "test-sum-below"))
     assert "BEGIN HIDDEN TESTS" in cell_by_id(run, "test-double").source
     assert str(ROOT / "crates" / "convlab") in run.cells[1].source
     assert asm.notes == [] and asm.not_own == {}
@@ -301,7 +301,7 @@ def test_written_answers_in_markdown_are_blanked():
 
 
 def test_a_test_cell_that_stops_silently_earns_nothing():
-    """No error and no stderr is not enough: the probe after the test must prove it ran to its end."""
+    """No error and no stderr is not enough: the test's end line must prove it ran to its end."""
     source = nbformat.read(TINY, as_version=4)
     asm = nbgrade.assemble(source, TINY, source)
     nb = asm.notebook
@@ -316,7 +316,7 @@ def test_a_test_cell_that_stops_silently_earns_nothing():
     assert rows[0].feedback == "✓ double: right for every input tried"
     assert "stopped before its end" in rows[1].feedback
     fb = nbgrade.feedback_notebook(nb, rows, "s", "")
-    assert nbgrade.OK_PREFIX not in json.dumps(fb)
+    assert nbgrade.END_PREFIX not in json.dumps(fb)
 
 
 def test_an_answer_that_calls_the_reference_earns_nothing():

@@ -43,12 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gradebook  # noqa: E402
 from grading.classroom import (Graded, find_submissions, grade_class, grade_one, write_gradebook,  # noqa: E402,F401
                                zero_rows)
-from grading.execute import (DEP_TIMEOUT, PROBE_PREFIX, PROBE_TIMEOUT, STDERR_TO_STDOUT,  # noqa: E402,F401
-                             TERMINATED, child_main, probe, run_cells, serve_main)
+from grading.execute import (DEP_TIMEOUT, STDERR_TO_STDOUT,  # noqa: E402,F401
+                             TERMINATED, child_main, reached_end, run_cells, serve_main)
 from grading.markup import (BEGIN_HIDDEN, BEGIN_SOLUTION, DEP_PATH, END_HIDDEN, END_SOLUTION,  # noqa: E402,F401
-                            OK_PREFIX, TEXT_STUB, SourceError, check_source, clear_solutions, code_stub,
+                            END_PREFIX, TEXT_STUB, SourceError, check_source, clear_solutions, code_stub,
                             dep_cells, exercise_of_tests, exercise_title, forbidden_items, grade_id,
-                            is_dep_cell, is_solution, is_test, nbg, ok_line, ok_var, rewrite_dep_paths,
+                            is_dep_cell, is_solution, is_test, nbg, end_line, end_token, rewrite_dep_paths,
                             strip_hidden, tests_of)
 from grading.score import (ANSI, Row, compile_error, describe_failure, error_text,  # noqa: E402,F401
                            feedback_notebook, grade_executed, hide_ok, panic_message, passed_line,

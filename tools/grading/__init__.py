@@ -3,10 +3,10 @@ a list.
 
     markup      the exercise markup: cells, markers, grade_ids, the source's own checks
     steps       the steps (ClearSolutions, ClearHiddenTests, LockCells, ClearOutput,
-                OverwriteCells, AddProbes, …) and the two pipelines built of them:
+                OverwriteCells, AddEndLines, …) and the two pipelines built of them:
                 STUDENT (answer notebook -> student notebook) and ASSEMBLE (answer notebook +
                 submission -> the notebook that grading runs)
-    execute     the Execute step: runs an assembled notebook with probes after the test cells,
+    execute     the Execute step: runs an assembled notebook, each test cell checked for its end line,
                 on tools/nbrun.py's executor (the one the notebook runner uses)
     score       points and feedback from an executed notebook (Score, Feedback)
     workers     the workers' evcxr build folders (prewarmed copies) and the kernels' environment

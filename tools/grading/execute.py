@@ -1,13 +1,12 @@
 """The Execute step: runs an assembled notebook in a `rust` kernel (tools/nbrun.py's executor),
-every code cell in order under the per-cell and per-notebook limits, with a probe after each
-test cell. It runs inside a child process of its own (`nbgrade.py _run`), so a kernel that
+every code cell in order under the per-cell and per-notebook limits, each test cell checked
+for its end line (reached_end). It runs inside a child process of its own (`nbgrade.py _run`), so a kernel that
 hangs or a grader that is stopped costs one submission only."""
 from __future__ import annotations
 
 import json
 import os
 import re
-import secrets
 import signal
 import sys
 import time
@@ -16,17 +15,16 @@ from pathlib import Path
 import nbformat
 
 import rustscan
-from grading.markup import is_dep_cell, is_solution, ok_var
+from grading.markup import END_PREFIX, end_token, is_dep_cell, is_solution
 from grading.score import error_text, stream_text
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from nbrun import Kernel, Ran, cell_problem, promote_panic_report
+from nbrun import Kernel
 
 KERNEL = "rust"
 DEP_TIMEOUT = 600.0
-PROBE_TIMEOUT = 60
 TERMINATED = 143  # exit status of a `_run` child that was asked to stop: not retried
-PROBE_PREFIX = "nbgrade-probe-"
+OUT_OF_STEP = ("the kernel's output was out of step with its cells at this test (did your code print a "
+               "line of the kernel's own protocol, EVCXR_…?)")
 
 # Run before the notebook: what the student's code writes on stderr goes to stdout, which
 # evcxr reads in order with the cell's end, so a debug print shows under the cell that made it
@@ -35,28 +33,27 @@ STDERR_TO_STDOUT = """unsafe extern "C" { fn dup2(old: i32, new: i32) -> i32; }
 if unsafe { dup2(1, 2) } < 0 { panic!("grading could not send stderr to stdout"); }"""
 
 
-def probe(kernel: Kernel, index: int, var: str) -> tuple[bool, str, list]:
-    """Did the test cell at `index` run to its end? (passed, why not, outputs to give back to
-    the test cell). The probe compiles only if evcxr kept the test's last variable, and must
-    print a token made now: a test cut short, or a kernel whose output is out of step with its
-    cells (a forged end-of-cell line), fails it."""
-    token = PROBE_PREFIX + secrets.token_hex(12)
-    cell = kernel.run_extra(f'let _ = &{var};\nprintln!("{token}");', index + 1, PROBE_TIMEOUT)
-    errors = error_text(cell)
-    said = stream_text(cell, "stdout")
-    rest = []
-    for o in cell.outputs:  # late output of the test cell: keep it with the test
-        if o.get("output_type") == "stream":
-            text = "".join(l for l in o.get("text", "").splitlines(keepends=True) if token not in l)
-            if text:
-                rest.append(nbformat.v4.new_output("stream", name=o.get("name"), text=text))
-        elif o.get("output_type") != "error":
-            rest.append(o)
-    if errors:
-        return False, "the test did not reach its end", rest
-    if token not in said:
-        return False, "the kernel's output was out of step with its cells after this test (did your code print a line of the kernel's own protocol, EVCXR_…?)", rest
-    return True, "", rest
+def reached_end(cell, token: str) -> tuple[bool, str]:
+    """Did the test cell run to its end? (passed, why not). Its last line prints `token`, made
+    when the submission was assembled: the line must be in the cell's own output. It is taken
+    out of the outputs, so that feedback never shows it."""
+    seen = any(token in o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+    hide_end_lines(cell)
+    if seen:
+        return True, ""
+    if error_text(cell) or stream_text(cell, "stderr"):
+        return False, "the test did not reach its end"
+    # No end line and no error: the cell's output is someone else's (a forged end of cell).
+    return False, OUT_OF_STEP
+
+
+def hide_end_lines(cell) -> None:
+    """Takes the test cells' end lines out of a cell's output (after a forged end of cell, one
+    may land under a later cell)."""
+    for o in cell.outputs:
+        if o.get("output_type") == "stream" and END_PREFIX in o.get("text", ""):
+            o["text"] = "".join(l for l in o["text"].splitlines(keepends=True) if END_PREFIX not in l)
+    cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" or o.get("text")]
 
 
 def not_running(cell, stop: str | None, deadline: float, notebook_timeout: float) -> dict | None:
@@ -75,24 +72,16 @@ def not_running(cell, stop: str | None, deadline: float, notebook_timeout: float
 
 def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
             notebook_timeout: float) -> tuple[dict, str | None]:
-    """Runs one code cell (and its probe, for a test cell): (its status, why the rest of the
+    """Runs one code cell (a test cell checked for its end line): (its status, why the rest of the
     notebook does not run, or None)."""
     # `:dep` cells build the crates (not the student's code): they get a longer limit.
     own = max(cell_timeout, DEP_TIMEOUT) if is_dep_cell(cell) else cell_timeout
     limit = min(own, left)
     ran = kernel.run(cell, index, limit)
-    var = ok_var(cell)
-    late: list = []
-    if var and ran.status in ("ok", "failed"):
-        t0 = time.monotonic()
-        try:
-            passed, why, late = probe(kernel, index, var)
-        except CellTimeoutError:
-            ran = Ran("timeout", ran.seconds + time.monotonic() - t0)
-        except DeadKernelError as e:
-            ran = Ran("dead", ran.seconds + time.monotonic() - t0, f"the kernel died: {e}")
-        else:
-            ran.seconds += time.monotonic() - t0
+    token = end_token(cell)
+    if token and ran.status in ("ok", "failed"):
+        passed, why = reached_end(cell, token)
+    hide_end_lines(cell)
     if ran.status == "timeout":
         what = (f"the notebook ran past its {notebook_timeout:.0f} s limit" if limit < own
                 else f"this cell ran past its {own:.0f} s limit")
@@ -101,13 +90,9 @@ def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
     if ran.status == "dead":
         return ({"status": "dead", "seconds": ran.seconds, "why": ran.message},
                 f"not run: the kernel died in cell {index}")
-    if not var:
+    if not token:
         return {"status": ran.status, "seconds": ran.seconds}, None
-    cell.outputs.extend(late)
-    status = {"status": ran.status, "seconds": ran.seconds, "passed": bool(passed)}
-    if late:  # the probe brought the end of the test's output: judge the cell with it
-        promote_panic_report(cell)
-        status["status"] = "failed" if cell_problem(index, cell) else "ok"
+    status = {"status": ran.status, "seconds": ran.seconds, "passed": passed}
     if not passed:
         status["probe"] = why
     return status, None
@@ -116,8 +101,8 @@ def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
 def run_notebook(kernel: Kernel, nb, cell_timeout: float, notebook_timeout: float) -> dict:
     """Executes every code cell of `nb` in order in `kernel` and returns {index: {"status",
     "seconds", …}}. status: ok | failed (error output or a panic) | timeout | dead | not-run |
-    skipped. Test cells also get "passed": whether the probe after them proved they ran to their
-    end. After a timeout or a dead kernel the rest is not run; cells marked `after_tests` (see
+    skipped. Test cells also get "passed": whether their end line proved they ran to their end
+    (reached_end). After a timeout or a dead kernel the rest is not run; cells marked `after_tests` (see
     steps.stop_after_last_test) are not run and get no status."""
     deadline = time.monotonic() + notebook_timeout
     status: dict[int, dict] = {}

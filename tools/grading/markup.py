@@ -17,12 +17,12 @@ END_HIDDEN = re.compile(r"^\s*//\s*END HIDDEN TESTS\b")
 DEP_PATH = re.compile(r'^(\s*:dep\s+[\w-]+\s*=\s*\{.*?\bpath\s*=\s*")([^"]+)(".*)$')
 TEXT_STUB = "YOUR ANSWER HERE"
 
-# A test cell ends by defining a variable with an unguessable name; evcxr keeps the variables
-# of a cell only when the cell ran to its end (a panic or an early `?` drops them). Right after
-# the test cell the grader runs a probe cell of its own that names the variable (it compiles
-# only if evcxr kept it) and prints a token made at that moment (the probe's output proves that
-# the kernel ran the probe itself, in order; see grading.execute).
-OK_PREFIX = "__nbgrade_ok_"
+# A test cell ends by printing a token made when the submission is assembled: its line in the
+# test cell's own output proves that the cell ran to its end (a panic or an early `?` skips it)
+# and that the kernel's output is in step with its cells (see grading.execute). Code a student
+# writes cannot read the token: it lives in the test cell's own compiled code, and answers may
+# not use the file system, `unsafe`, threads or the kernel's streams (rustscan.DENIED).
+END_PREFIX = "nbgrade-end-"
 
 
 class SourceError(ValueError):
@@ -50,12 +50,12 @@ def tests_of(nb) -> list[tuple[int, nbformat.NotebookNode]]:
     return [(i, c) for i, c in enumerate(nb.cells) if is_test(c)]
 
 
-def ok_line(var: str) -> str:
-    return f"\nlet {var}: u8 = 1;"
+def end_line(token: str) -> str:
+    return f'\nprintln!("{token}");'
 
 
-def ok_var(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrade", {}).get("ok")
+def end_token(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrade", {}).get("end")
 
 
 def forbidden_items(cell) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Points and feedback from an executed, assembled notebook (the Score and Feedback steps).
-What a cell printed never decides a test: the probe after it does (grading.execute)."""
+What a cell printed never decides a test: its end line does (grading.execute)."""
 from __future__ import annotations
 
 import copy
@@ -8,8 +8,8 @@ import re
 import nbformat
 
 import gradebook
-from grading.markup import (exercise_of_tests, exercise_title, grade_id, is_solution, is_test, nbg, ok_line,
-                            ok_var, strip_hidden)
+from grading.markup import (exercise_of_tests, exercise_title, grade_id, is_solution, is_test, nbg, end_line,
+                            end_token, strip_hidden)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 Row = gradebook.Row
@@ -84,9 +84,9 @@ def compile_error(text: str) -> str:
 
 def hide_ok(cell) -> None:
     """Removes the grader's last line from a test cell's source."""
-    var = ok_var(cell)
-    if var and cell.source.endswith(ok_line(var)):
-        cell.source = cell.source[: -len(ok_line(var))]
+    token = end_token(cell)
+    if token and cell.source.endswith(end_line(token)):
+        cell.source = cell.source[: -len(end_line(token))]
     cell.get("metadata", {}).pop("nbgrade", None)
 
 
@@ -120,7 +120,7 @@ def passed_line(cell) -> str:
 
 
 def why_not_passed(cell, st: dict, stubbed: bool) -> dict:
-    """The status to explain a test cell that ran ("ok") but whose probe failed."""
+    """The status to explain a test cell that ran ("ok") but did not show its end line."""
     if stubbed:
         why = NOT_ANSWERED
     elif st.get("probe", "").startswith("the kernel's output"):
@@ -135,7 +135,7 @@ def why_not_passed(cell, st: dict, stubbed: bool) -> dict:
 
 def test_row(cell, st: dict, task: str, not_own: dict[str, list[str]], answer_problems: list[str],
              stubbed: bool) -> Row:
-    """The row of one test cell: its points (only when the probe passed and the exercise's
+    """The row of one test cell: its points (only when its end line showed and the exercise's
     answer is the student's own) and its feedback."""
     maxp = float(nbg(cell)["points"])
     if task in not_own:
@@ -153,7 +153,7 @@ def test_row(cell, st: dict, task: str, not_own: dict[str, list[str]], answer_pr
 def grade_executed(nb, status: dict[int, dict], notes: list[str],
                    not_own: dict[str, list[str]] | None = None) -> list[Row]:
     """Points and feedback for each test cell of an executed, assembled notebook (Score). A
-    test earns its points only when the probe after it proved it ran to its end (status
+    test earns its points only when its end line proved it ran to its end (status
     "passed"), and its exercise's answer is the student's own (`not_own`: exercise -> why
     not). What a cell printed never decides a test. Failures of answer cells (and added cells
     not run) since the last test come first in a failed test's feedback."""

@@ -6,7 +6,7 @@ steps found so far) and changes it in place. `run(steps, job)` runs a pipeline i
 
     STUDENT  = [CheckSource, ClearOutput, RewriteDepPaths, ClearSolutions, ClearHiddenTests,
                 LockCells, ClearCellMetadata]
-    ASSEMBLE = [OverwriteCells, RewriteDepPaths, InsertAddedCells, ClearOutput, AddProbes,
+    ASSEMBLE = [OverwriteCells, RewriteDepPaths, InsertAddedCells, ClearOutput, AddEndLines,
                 CheckStudentCode, CheckOwnWork, StopAfterLastTest]
 
 (the rest of grading, Execute, Score and Feedback, lives in grading.classroom)."""
@@ -22,8 +22,8 @@ import nbformat
 
 import ownwork
 import rustscan
-from grading.markup import (OK_PREFIX, TEXT_STUB, check_source, clear_solutions, context_of,
-                            exercise_title, forbidden_of, grade_id, is_solution, is_test, nbg, ok_line,
+from grading.markup import (END_PREFIX, TEXT_STUB, check_source, clear_solutions, context_of,
+                            exercise_title, forbidden_of, grade_id, is_solution, is_test, nbg, end_line,
                             rewrite_dep_paths, strip_hidden)
 
 
@@ -203,14 +203,14 @@ def insert_added_cells(job: Job) -> None:
     job.notebook.cells = cells
 
 
-def add_probes(job: Job) -> None:
-    """AddProbes: each test cell ends by defining a variable with an unguessable name (see
-    markup.OK_PREFIX; the probe after the test checks it)."""
+def add_end_lines(job: Job) -> None:
+    """AddEndLines: each test cell ends by printing a token of its own, made now (see
+    markup.END_PREFIX; grading.execute looks for it in the cell's output)."""
     for cell in job.notebook.cells:
         if is_test(cell):
-            var = OK_PREFIX + secrets.token_hex(8)
-            nbgrade_meta(cell)["ok"] = var
-            cell.source += ok_line(var)
+            token = END_PREFIX + secrets.token_hex(12)
+            nbgrade_meta(cell)["end"] = token
+            cell.source += end_line(token)
 
 
 def student_check(cell, label: str) -> str | None:
@@ -290,7 +290,7 @@ def stop_after_last_test(job: Job) -> None:
 
 
 ASSEMBLE: list[Step] = [overwrite_cells, rewrite_dep_paths_step, insert_added_cells, clear_output,
-                        add_probes, check_student_code, check_own_work, stop_after_last_test]
+                        add_end_lines, check_student_code, check_own_work, stop_after_last_test]
 
 
 @dataclass
