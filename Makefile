@@ -36,17 +36,18 @@ bench-grading: setup
 student:
 	. scripts/env.sh && python tools/nbgrade.py student
 
-# Grade a folder of submissions:  make grade SUBMISSIONS=path/to/folder [NB=01-convolutions] [WORKERS=2]
+# Grade a folder of submissions:  make grade SUBMISSIONS=path/to/folder [NB=01-convolutions] [WORKERS=n]
+# (WORKERS: submissions at a time; default the cores + 1)
 # [SHARD=K/N: every N-th submission from the K-th, into build/grades/NB/shard-K; join the shards
 # with: python tools/nbgrade.py merge build/grades/NB build/grades/NB/shard-*]. A second run
 # grades only what is not graded yet.
 NB ?= 01-convolutions
-WORKERS ?= 2
+WORKERS ?=
 SHARD ?=
 GRADE_OUT = build/grades/$(NB)$(if $(SHARD),/shard-$(firstword $(subst /, ,$(SHARD))))
 grade: setup
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [NB=$(NB)] [WORKERS=$(WORKERS)] [SHARD=K/N]" >&2; exit 2; }
-	. scripts/env.sh && python tools/nbgrade.py grade "$(SUBMISSIONS)" --source notebooks/$(NB).ipynb --out $(GRADE_OUT) --workers $(WORKERS) $(if $(SHARD),--shard $(SHARD))
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [NB=$(NB)] [WORKERS=n] [SHARD=K/N]" >&2; exit 2; }
+	. scripts/env.sh && python tools/nbgrade.py grade "$(SUBMISSIONS)" --source notebooks/$(NB).ipynb --out $(GRADE_OUT) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SHARD),--shard $(SHARD))
 
 # Data that is not fetched by the setup: VGG-16's weights (528 MB) and CIFAR-10 (163 MB).
 fetch-weights fetch-cifar fetch-data: setup

@@ -149,7 +149,7 @@ def section_text(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--copies", type=int, default=1, help="copies of notebook 1's fixture class (17 each)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=nbgrade.default_workers())
     ap.add_argument("--only", nargs="+", choices=["01", "02", "03"], default=["01", "02", "03"])
     ap.add_argument("--fresh-kernels", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")

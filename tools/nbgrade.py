@@ -10,10 +10,10 @@ metadata says `"nbgrader": {"solution": true, "grade_id": ...}`; autograder test
     python tools/nbgrade.py student                   # notebooks/*.ipynb -> notebooks/student/
     python tools/nbgrade.py student --check           # fail when notebooks/student/ is stale
     python tools/nbgrade.py grade SUBMISSIONS --source notebooks/01-convolutions.ipynb \\
-        --out build/grades --workers 2                # gradebook.csv + feedback per student
+        --out build/grades                            # gradebook.csv + feedback per student
     python tools/nbgrade.py grade SUBMISSIONS --source NB --out build/grades/shard-3 --shard 3/8
     python tools/nbgrade.py merge build/grades/all build/grades/shard-*   # one gradebook
-    python tools/nbgrade.py prewarm --workers 2       # warm each worker's evcxr build folder
+    python tools/nbgrade.py prewarm                   # warm each worker's evcxr build folder
 
 A folder of submissions holds one notebook per student: `NAME.ipynb`, or `NAME/*.ipynb`
 (the file named like the source, or the only notebook in the folder).
@@ -55,7 +55,7 @@ from grading.score import (ANSI, Row, compile_error, describe_failure, error_tex
                            printed_lines, shorten, stream_text)
 from grading.steps import (ASSEMBLE, STUDENT, Assembled, added_cells, assemble,  # noqa: E402,F401
                            student_check, student_version)
-from grading.workers import (CACHE, copy_dir, default_base, kernel_env, prepare_workers,  # noqa: E402,F401
+from grading.workers import (CACHE, copy_dir, default_base, default_workers, kernel_env, prepare_workers,  # noqa: E402,F401
                              prewarm_dir, warm_key, worker_dirs)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("submissions", type=Path)
     gr.add_argument("--source", type=Path, required=True, help="the answer notebook")
     gr.add_argument("--out", type=Path, default=ROOT / "build" / "grades")
-    gr.add_argument("--workers", type=int, default=2)
+    gr.add_argument("--workers", type=int, default=default_workers(),
+                    help="submissions graded at a time (default: the cores + 1)")
     gr.add_argument("--cell-timeout", type=float, default=120, help="seconds per cell (default 120)")
     gr.add_argument("--notebook-timeout", type=float, default=900, help="seconds per notebook (default 900)")
     gr.add_argument("--no-html", action="store_true", help="skip the HTML feedback")
@@ -118,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
     mg.add_argument("shards", nargs="+", type=Path, help="the shards' --out folders")
     pw = sub.add_parser("prewarm", help="warm the workers' evcxr build folders")
     pw.add_argument("--source", type=Path, help="answer notebook whose :dep lines to compile")
-    pw.add_argument("--workers", type=int, default=2)
+    pw.add_argument("--workers", type=int, default=default_workers())
     pw.add_argument("--build-base", type=Path)
     gr.add_argument("--fresh-kernels", action="store_true", help="a new kernel for every submission "
                     "(default: each worker clears and reuses its kernel; the same scores, quicker)")
