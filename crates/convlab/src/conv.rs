@@ -21,7 +21,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use ndarray::{Array2, ArrayBase, Axis, Data, Dimension, Slice};
+use ndarray::{Array2, ArrayBase, ArrayViewD, Axis, Data, Dimension, Slice};
 use std::mem::MaybeUninit;
 
 fn shape_str(shape: &[usize]) -> String {
@@ -239,7 +239,12 @@ where
     let mut out = Vec::with_capacity(out_h * out_w);
     let samples = &mut out.spare_capacity_mut()[..out_h * out_w];
     advise_huge_pages(samples);
-    correlate_into(image, filter, samples, threads)?;
+    correlate_into(
+        image.view().into_dyn(),
+        filter.view().into_dyn(),
+        samples,
+        threads,
+    )?;
     // SAFETY: `correlate_into` wrote every one of the out_h × out_w samples.
     unsafe { out.set_len(out_h * out_w) };
     Ok(Array2::from_shape_vec((out_h, out_w), out).expect("out_h × out_w samples"))
@@ -288,23 +293,23 @@ where
     // SAFETY: MaybeUninit<f32> has the layout of f32, and `correlate_into` writes only
     // initialised samples.
     let samples = unsafe { &mut *(samples as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    correlate_into(image, filter, samples, threads)
+    correlate_into(
+        image.view().into_dyn(),
+        filter.view().into_dyn(),
+        samples,
+        threads,
+    )
 }
 
 /// The checks and the work of the fast convolution, writing every output sample into `out`
-/// (`out_h × out_w`, already checked by the caller).
-fn correlate_into<S, T, D>(
-    image: &ArrayBase<S, D>,
-    filter: &ArrayBase<T, D>,
+/// (`out_h × out_w`, already checked by the caller). One compiled copy serves every shape.
+fn correlate_into(
+    image: ArrayViewD<f32>,
+    filter: ArrayViewD<f32>,
     out: &mut [MaybeUninit<f32>],
     threads: usize,
-) -> Result<()>
-where
-    S: Data<Elem = f32>,
-    T: Data<Elem = f32>,
-    D: Dimension,
-{
-    let (out_h, out_w) = check_shapes(image, filter)?;
+) -> Result<()> {
+    let (out_h, out_w) = check_shapes(&image, &filter)?;
     if image.ndim() != filter.ndim() {
         return Err(Error::Shape(format!(
             "the image is {} but the filter is {}: give both a channel axis or neither",
@@ -317,7 +322,7 @@ where
     let job = Correlation::new(
         samples.as_slice().expect("standard layout"),
         image.shape()[1],
-        filter,
+        &filter,
     );
     let threads = match threads {
         0 => job.threads_worth_starting(out_h * out_w),
@@ -325,7 +330,7 @@ where
     };
     let finite = job.run(out, out_h, out_w, threads);
     if !finite || !job.border_finite() || !filter.iter().all(|w| w.is_finite()) {
-        check_finite(image, filter)?;
+        check_finite(&image, &filter)?;
     }
     Ok(())
 }
@@ -467,6 +472,9 @@ struct Tap {
     weight: f32,
 }
 
+/// Output rows, side by side, that [`correlate_rows`] writes (not read before it writes them).
+type OutRows<'o> = &'o mut [MaybeUninit<f32>];
+
 /// How many weights one pass along an output row takes: a 3×3 filter's nine in one pass,
 /// with the nine sums' samples and weights in registers.
 const GROUP: usize = 9;
@@ -477,12 +485,7 @@ const GROUP: usize = 9;
 /// The same loops are compiled three times: for processors with AVX-512 or with AVX2 and
 /// fused multiply-add (the choice is made when the program runs) and for any other, as the
 /// crate is built by default.
-fn correlate_rows(
-    job: &Correlation,
-    first: usize,
-    out: &mut [MaybeUninit<f32>],
-    width: usize,
-) -> bool {
+fn correlate_rows(job: &Correlation, first: usize, out: OutRows, width: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
@@ -499,23 +502,13 @@ fn correlate_rows(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn correlate_rows_avx512(
-    job: &Correlation,
-    first: usize,
-    out: &mut [MaybeUninit<f32>],
-    width: usize,
-) -> bool {
+fn correlate_rows_avx512(job: &Correlation, first: usize, out: OutRows, width: usize) -> bool {
     correlate_rows_with::<true>(job, first, out, width)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn correlate_rows_avx2(
-    job: &Correlation,
-    first: usize,
-    out: &mut [MaybeUninit<f32>],
-    width: usize,
-) -> bool {
+fn correlate_rows_avx2(job: &Correlation, first: usize, out: OutRows, width: usize) -> bool {
     correlate_rows_with::<true>(job, first, out, width)
 }
 
@@ -524,7 +517,7 @@ fn correlate_rows_avx2(
 fn correlate_rows_with<const FMA: bool>(
     job: &Correlation,
     first: usize,
-    out: &mut [MaybeUninit<f32>],
+    out: OutRows,
     width: usize,
 ) -> bool {
     let (w, channels, kh) = (job.width, job.channels, job.filter_height);
