@@ -68,6 +68,13 @@ seed_ok() { [ "$(cat "$CONVLAB_EVCXR_SEED/.convlab-warm" 2>/dev/null)" = "$(seed
 check_tools() {
   command -v cargo >/dev/null 2>&1 ||
     die "cargo not found: install Rust with rustup (https://rustup.rs), open a new shell, run again."
+  # slice::as_chunks (the convolution) is stable since Rust 1.88.
+  local rust
+  rust="$(rustc --version 2>/dev/null | cut -d' ' -f2)"
+  case "$rust" in
+    1.[0-7][0-9].* | 1.[0-9].* | 1.8[0-7].*)
+      die "rustc is $rust; the course needs Rust 1.88 or newer: run \`rustup update stable\`, then run again." ;;
+  esac
   command -v "$PYTHON" >/dev/null 2>&1 ||
     die "$PYTHON not found: install Python 3.10 or newer (or set CONVLAB_PYTHON to one), run again."
   local version

@@ -80,6 +80,15 @@ def test_missing_cargo_says_install_rust(tmp_path):
     assert "cargo not found: install Rust with rustup" in res.stderr, res.stderr
 
 
+def test_old_rust_names_the_version_and_the_fix(tmp_path):
+    # A HOME without ~/.cargo/bin (which env.sh puts first), and an old rustc beside cargo.
+    fake = fake_tools(tmp_path / "fake", rustc='echo "rustc 1.85.1 (4eb161250 2025-03-15)"', cargo="true")
+    env = fresh_env(tmp_path, PATH=f"{fake}:{os.environ['PATH']}", HOME=str(tmp_path / "home"))
+    res = bash(f"{SETUP} --check", env)
+    assert res.returncode == 1
+    assert "rustc is 1.85.1; the course needs Rust 1.88 or newer: run `rustup update stable`" in res.stderr, res.stderr
+
+
 def test_old_python_names_the_version_and_the_fix(tmp_path):
     fake = fake_tools(tmp_path / "fake", python3='echo 3.9')
     env = fresh_env(tmp_path, PATH=f"{fake}:{os.environ['PATH']}")
