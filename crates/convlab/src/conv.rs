@@ -465,7 +465,6 @@ struct Correlation<'a> {
 
 /// A filter weight and its place: it multiplies the image row `line = i·C + c` (filter row
 /// i, channel c) from column `column` on.
-#[derive(Clone, Copy)]
 struct Tap {
     line: usize,
     column: usize,
