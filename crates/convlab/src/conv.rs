@@ -181,7 +181,7 @@ where
 /// time, each output pixel the sum of *weight × the image sample under it* over the filter's
 /// weights, taken from whole image rows.
 ///
-/// Read it after [`convolve`]; the heart of it is `correlate_pass`, ten lines. For each output
+/// Read it after [`convolve`]; the heart of it is `correlate_pass`, fourteen lines. For each output
 /// row, the filter's weights that are not zero are taken nine at a time; each group is one
 /// pass along the row that reads, for every output pixel, the nine samples under its nine
 /// weights and adds their products to the pixel. The nine image rows are contiguous memory
