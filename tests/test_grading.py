@@ -5,6 +5,7 @@ copy of the prewarmed evcxr build folder in NBGRADE_BUILD_BASE (default
 from __future__ import annotations
 
 import csv
+import re
 
 import nbformat
 import pytest
@@ -453,8 +454,8 @@ FORGED_SEVEN = 'fn seven() -> i32 {\n    println!("EVCXR_EXECUTION_COMPLETE");\n
 def test_a_reused_kernel_carries_nothing_from_one_submission_to_the_next(tmp_path, monkeypatch):
     """Each submission of the fixture leaves a variable, a file, an environment variable, a panic
     hook and its process id behind (a cell before its last exercise). Graded one after another by one worker, the
-    three run in one kernel, cleared in between: each starts in a new process without what the
-    last one left, the forged end of a test still fails its end line, and every score is the one
+    three run in one kernel, cleared in between (a new one after the forger's out-of-step output):
+    each starts in a new process without what the last one left, the forged end of a test still fails its end line, and every score is the one
     the submission gets in a kernel of its own."""
     kernel_ready()
     answer = nbformat.read(ISOLATION, as_version=4)
@@ -467,17 +468,27 @@ def test_a_reused_kernel_carries_nothing_from_one_submission_to_the_next(tmp_pat
         shared = tmp_path / f"{mode}-processes"
         shared.mkdir()
         monkeypatch.setenv("NBGRADE_ISOLATION_DIR", str(shared))
+        said: list[str] = []
         graded = nbgrade.grade_class(subs, ISOLATION, tmp_path / mode, workers=1, cell_timeout=60,
                                      notebook_timeout=600, html=False, build_base=build_base(),
-                                     reuse_kernels=mode == "reused")
-        runs[mode] = ({g.student: points(graded, g.student) for g in graded},
-                      sorted(p.name.split("-child-") for p in shared.iterdir()))
-    (reused, reused_procs), (fresh, fresh_procs) = runs["reused"], runs["fresh"]
+                                     reuse_kernels=mode == "reused", log=lambda m: (said.append(m), print(m)))
+        # The order they ran in (a worker takes whichever is next), and each one's kernel and
+        # process (the file it left holds its working folder, named after the student).
+        order = [re.match(r"\[\d+/\d+\] (\w+):", m).group(1) for m in said if re.match(r"\[\d+/\d+\] \w+:", m)]
+        procs = {next(s for s in EXPECTED_ISOLATION if f"/{s}/" in p.read_text()): p.name.split("-child-")
+                 for p in shared.iterdir()}
+        runs[mode] = ({g.student: points(graded, g.student) for g in graded}, order, procs)
+    (reused, order, reused_procs), (fresh, _, fresh_procs) = runs["reused"], runs["fresh"]
     assert reused == fresh == EXPECTED_ISOLATION
-    # the three ran in one kernel, each in a process of its own
-    assert len(reused_procs) == 3 and len({k for k, _ in reused_procs}) == 1, reused_procs
-    assert len({c for _, c in reused_procs}) == len(reused_procs), reused_procs
-    assert len({k for k, _ in fresh_procs}) == len(fresh_procs), fresh_procs
+    # Each in a process of its own; in one kernel, except that the forger's out-of-step output
+    # gets the submission after it (if any) a new kernel.
+    assert sorted(order) == sorted(EXPECTED_ISOLATION) and len(reused_procs) == 3, (order, reused_procs)
+    assert len({c for _, c in reused_procs.values()}) == 3, reused_procs
+    kernels = [reused_procs[s][0] for s in order]
+    after_forger = order.index("c_forges") + 1
+    assert len(set(kernels[:after_forger])) == 1, (order, reused_procs)
+    assert all(k != kernels[0] for k in kernels[after_forger:]), (order, reused_procs)
+    assert len({k for k, _ in fresh_procs.values()}) == 3, fresh_procs
     fb = feedback(nbgrade.grade_class(subs, ISOLATION, tmp_path / "reused", workers=1, cell_timeout=60,
                                       notebook_timeout=600, html=False, build_base=build_base(),
                                       log=lambda _: None), "b_looks", "test-answer")
