@@ -311,7 +311,7 @@ def nb1_class(tmp_path_factory):
     root = tmp_path_factory.mktemp("nb1")
     subs = root / "submissions"
     write_nb1_class(subs)
-    graded = grade(subs, NB1, root / "grades", cell_timeout=120, notebook_timeout=1200)
+    graded = grade(subs, NB1, root / "grades", cell_timeout=nbgrade.CELL_TIMEOUT, notebook_timeout=1200)
     return graded, root / "grades"
 
 

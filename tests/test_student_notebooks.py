@@ -215,6 +215,17 @@ def test_added_cells_run_in_their_place_and_never_count_as_tests():
     assert [nbgrade.grade_id(c) for _, c in nbgrade.tests_of(run)] == ["test-double", "test-sum-below"]
 
 
+def test_a_reused_kernel_loads_the_notebooks_own_dependencies_first():
+    """The first hidden cell of a submission in a reused kernel starts with the notebook's own
+    `:dep` lines (absolute paths), never with those of a cell the student added."""
+    from grading.execute import source_deps
+    source = nbformat.read(TINY, as_version=4)
+    sub = copy.deepcopy(source)
+    sub.cells.insert(2, nbformat.v4.new_code_cell(':dep rand = "0.9"'))
+    run = nbgrade.assemble(source, TINY, sub).notebook
+    assert source_deps(run) == [':dep convlab = { path = "%s" }' % (ROOT / "crates" / "convlab")]
+
+
 def test_cells_that_reach_outside_the_exercise_are_not_run():
     source = nbformat.read(TINY, as_version=4)
     sub = edit(source, "double", "x * 2", 'x * std::env::var("N").map(|_| 2).unwrap_or(2)')

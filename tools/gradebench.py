@@ -122,7 +122,7 @@ def section_text(res: dict) -> str:
                   f"| 01-convolutions, the fixture class × {res['copies']} | {r['n']} | {res['workers']} | "
                   f"{r['per_submission']:.1f} s | {r['per_worker']:.1f} s | {r['per_submission'] * 100 / 60:.0f} min |",
                   "",
-                  f"The class holds one endless loop per copy, which runs to the 120 s cell limit; without it "
+                  f"The class holds one endless loop per copy, which runs to the {nbgrade.CELL_TIMEOUT:.0f} s cell limit; without it "
                   f"the wall time is {r['without_loop']:.1f} s per submission "
                   f"({r['without_loop'] * 100 / 60:.0f} min per 100). The right answer took "
                   f"{', '.join(f'{s:g}' for s in r['correct'])} s of its worker's time (a worker's first "

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gradebook  # noqa: E402
 from grading.classroom import (Graded, find_submissions, grade_class, grade_one, write_gradebook,  # noqa: E402,F401
                                zero_rows)
-from grading.execute import (DEP_TIMEOUT, STDERR_TO_STDOUT,  # noqa: E402,F401
+from grading.execute import (CELL_TIMEOUT, CHILD_SETUP, DEP_TIMEOUT,  # noqa: E402,F401
                              TERMINATED, child_main, reached_end, run_cells, serve_main)
 from grading.markup import (BEGIN_HIDDEN, BEGIN_SOLUTION, DEP_PATH, END_HIDDEN, END_SOLUTION,  # noqa: E402,F401
                             END_PREFIX, TEXT_STUB, SourceError, check_source, clear_solutions, code_stub,
@@ -107,7 +107,8 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("--out", type=Path, default=ROOT / "build" / "grades")
     gr.add_argument("--workers", type=int, default=default_workers(),
                     help="submissions graded at a time (default: the cores + 1)")
-    gr.add_argument("--cell-timeout", type=float, default=120, help="seconds per cell (default 120)")
+    gr.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT,
+                    help=f"seconds per cell (default {CELL_TIMEOUT:.0f})")
     gr.add_argument("--notebook-timeout", type=float, default=900, help="seconds per notebook (default 900)")
     gr.add_argument("--no-html", action="store_true", help="skip the HTML feedback")
     gr.add_argument("--build-base", type=Path, help="prewarmed evcxr folder (default ~/.cache/convlab/evcxr-tmp-grade)")

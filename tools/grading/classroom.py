@@ -21,7 +21,7 @@ import json
 import nbformat
 
 import gradebook
-from grading.execute import TERMINATED
+from grading.execute import CELL_TIMEOUT, TERMINATED
 from grading.markup import check_source, dep_cells, grade_id, nbg, tests_of
 from grading.score import Row, feedback_notebook, grade_executed, shorten
 from grading.steps import Assembled, assemble
@@ -303,7 +303,7 @@ class ClassRun:
 
 
 def grade_class(submissions: Path, source_path: Path, out: Path, workers: int = 2,
-                cell_timeout: float = 120, notebook_timeout: float = 900, html: bool = True,
+                cell_timeout: float = CELL_TIMEOUT, notebook_timeout: float = 900, html: bool = True,
                 build_base: Path | None = None, log=print, shard: tuple[int, int] | None = None,
                 resume: bool = True, reuse_kernels: bool = True) -> list[Graded]:
     """Grades every submission in the folder (or shard K of N of them) into `out`. Each result

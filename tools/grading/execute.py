@@ -22,15 +22,22 @@ from nbrun import Kernel
 
 KERNEL = "rust"
 DEP_TIMEOUT = 600.0
+CELL_TIMEOUT = 60.0  # the default limit of a cell (docs/grading.md: the answers' slowest take seconds)
 TERMINATED = 143  # exit status of a `_run` child that was asked to stop: not retried
 OUT_OF_STEP = ("the kernel's output was out of step with its cells at this test (did your code print a "
                "line of the kernel's own protocol, EVCXR_…?)")
 
-# Run before the notebook: what the student's code writes on stderr goes to stdout, which
-# evcxr reads in order with the cell's end, so a debug print shows under the cell that made it
-# (evcxr forwards stderr on a path of its own, and a late line lands under the next cell).
-STDERR_TO_STDOUT = """unsafe extern "C" { fn dup2(old: i32, new: i32) -> i32; }
-if unsafe { dup2(1, 2) } < 0 { panic!("grading could not send stderr to stdout"); }"""
+# Run before the notebook, in the kernel's child process (which runs the cells):
+# - what the student's code writes on stderr goes to stdout, which evcxr reads in order with
+#   the cell's end, so a debug print shows under the cell that made it (evcxr forwards stderr
+#   on a path of its own, and a late line lands under the next cell);
+# - the student's code runs at a lower priority (nice 10) than the grader's own work (evcxr,
+#   cargo, rustc, the other workers' compiles): an endless loop then takes only the processor
+#   time nothing else wants while it waits out its cell's limit, instead of a whole core.
+#   Threads started later inherit it, and an answer cannot raise it again (no `unsafe`).
+CHILD_SETUP = """unsafe extern "C" { fn dup2(old: i32, new: i32) -> i32; fn setpriority(which: i32, who: u32, prio: i32) -> i32; }
+if unsafe { dup2(1, 2) } < 0 { panic!("grading could not send stderr to stdout"); }
+if unsafe { setpriority(0, 0, 10) } != 0 { panic!("grading could not lower the priority of the submission's code"); }"""
 
 
 def reached_end(cell, token: str) -> tuple[bool, str]:
@@ -119,7 +126,7 @@ def run_notebook(kernel: Kernel, nb, cell_timeout: float, notebook_timeout: floa
 
 def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
     """run_notebook in a kernel of its own, started in `cwd` (and stopped after)."""
-    with Kernel(nb, cwd, max(cell_timeout, 120), startup_timeout=120, setup=(STDERR_TO_STDOUT,),
+    with Kernel(nb, cwd, max(cell_timeout, 120), startup_timeout=120, setup=(CHILD_SETUP,),
                 shutdown="immediate") as kernel:
         return run_notebook(kernel, nb, cell_timeout, notebook_timeout)
 
@@ -147,10 +154,11 @@ def rust_str(text: str) -> str:
 
 
 def submission_cell(cwd: Path, checkpoints: Path) -> str:
-    """The first hidden cell of a submission in a reused kernel: stderr to stdout (see
-    STDERR_TO_STDOUT), and the submission's own working folder and checkpoint folder, set in
-    the kernel's fresh child process (through the C library: the same in every Rust edition)."""
-    return STDERR_TO_STDOUT + f"""
+    """The first hidden cell of a submission in a reused kernel: stderr to stdout and a lower
+    priority (see CHILD_SETUP), and the submission's own working folder and checkpoint folder,
+    set in the kernel's fresh child process (through the C library: the same in every Rust
+    edition)."""
+    return CHILD_SETUP + f"""
 unsafe extern "C" {{ fn chdir(path: *const std::ffi::c_char) -> i32; fn setenv(k: *const std::ffi::c_char, v: *const std::ffi::c_char, o: i32) -> i32; }}
 {{
     let dir = std::ffi::CString::new({rust_str(str(cwd))}).unwrap();
@@ -178,6 +186,19 @@ def needs_fresh_kernel(nb, status: dict) -> str | None:
     return None
 
 
+def source_deps(nb) -> list[str]:
+    """The `:dep` lines of the notebook's own cells (a student's added cells are not run). The
+    first hidden cell of each submission starts with them: `:clear` empties the kernel's
+    dependencies, and a first cell compiled without them would make evcxr's rust-analyzer load
+    the standard library and every dependency again (about a second) after the notebook's
+    `:dep` cell. With them, the build folder's `Cargo.toml` stays the same from one submission
+    to the next, and the notebook's own `:dep` cell then changes nothing."""
+    return [line.strip() for cell in nb.cells
+            if cell.cell_type == "code" and is_dep_cell(cell)
+            and not cell.get("metadata", {}).get("nbgrade", {}).get("added")
+            for line in cell.source.splitlines() if line.strip().startswith(":dep")]
+
+
 class ReusedKernel:
     """One kernel that runs submission after submission, cleared (`:clear`) in between, and
     started anew when the last one left it untrusted (needs_fresh_kernel) or asked for it."""
@@ -188,8 +209,8 @@ class ReusedKernel:
 
     def run(self, job: dict) -> dict:
         nb = nbformat.read(job["notebook"], as_version=4)
-        setup = (submission_cell(Path(job["cwd"]), Path(job["checkpoints"])),)
-        first = max(job["cell_timeout"], 120)
+        setup = (*source_deps(nb), submission_cell(Path(job["cwd"]), Path(job["checkpoints"])))
+        first = max(job["cell_timeout"], DEP_TIMEOUT)  # the first cells load the dependencies
         if self.kernel is not None:
             try:
                 self.kernel.reset(nb, setup)
