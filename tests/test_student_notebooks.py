@@ -226,6 +226,28 @@ def test_a_reused_kernel_loads_the_notebooks_own_dependencies_first():
     assert source_deps(run) == [':dep convlab = { path = "%s" }' % (ROOT / "crates" / "convlab")]
 
 
+def test_a_worker_folder_stays_warm_for_each_notebooks_dependencies(tmp_path, monkeypatch):
+    """Grading notebook 1, then 2, then 1 again warms a worker's folder once per set of `:dep`
+    lines; a new Cargo.lock makes it cold for all of them."""
+    from grading import workers
+    nb1 = [':dep convlab = { path = "/c", default-features = false }']
+    nb2 = [':dep convlab = { path = "/c" }']
+    folder = tmp_path / "w0"
+    folder.mkdir()
+    (folder / workers.WARM_STAMP).write_text(workers.warm_key(nb1))  # an older grader's stamp
+    assert not workers.is_warm(folder, nb1)
+    workers.mark_warm(folder, nb1)
+    workers.mark_warm(folder, nb2)
+    assert workers.is_warm(folder, nb1) and workers.is_warm(folder, nb2)
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "Cargo.lock").write_text("# another lock")
+    monkeypatch.setattr(workers, "ROOT", root)
+    assert not workers.is_warm(folder, nb1) and not workers.is_warm(folder, nb2)
+    workers.mark_warm(folder, nb2)
+    assert json.loads((folder / workers.WARM_STAMP).read_text()) == [workers.warm_key(nb2)]
+
+
 def test_cells_that_reach_outside_the_exercise_are_not_run():
     source = nbformat.read(TINY, as_version=4)
     sub = edit(source, "double", "x * 2", 'x * std::env::var("N").map(|_| 2).unwrap_or(2)')
