@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the course's evcxr_jupyter: the pinned release with the one change of
-# scripts/evcxr-let-only.patch, installed into $CONVLAB_EVCXR_ROOT/bin (setup.sh runs this).
+# Builds the course's evcxr_jupyter: the pinned release with the two changes of
+# scripts/evcxr-let-only.patch and scripts/evcxr-output-order.patch, installed into
+# $CONVLAB_EVCXR_ROOT/bin (setup.sh runs this).
 #   scripts/build-evcxr.sh VERSION             fetch, change, build and install
 #   scripts/build-evcxr.sh VERSION --prepare   fetch and change the sources only (the tests)
 #
@@ -12,12 +13,21 @@
 # holds a `let` (the only statement whose variables it stores): rust-analyzer loads once,
 # after the `:dep`, and cells without a `let` skip the question. The README's
 # Responsiveness section has the figures.
+#
+# The second change (evcxr_jupyter): a cell's printed lines go out on their own thread, and
+# evcxr_jupyter waited only until that thread had taken the last one off its channel (plus
+# 1 ms) before it replied. On a busy machine the last line could then be sent after the reply
+# and the "idle" that end the cell: it showed under the next cell, or nowhere, and the
+# grader, which looks for a test cell's last line in that cell's output, failed a test that
+# had passed (once in about 700 test cells, grading 102 submissions on 2 cores). Now the
+# thread holds a lock from taking a line until it is sent, and the reply waits for the lock.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
 . "$here/env.sh"
 version="${1:?usage: build-evcxr.sh VERSION [--prepare]}"
 patch="$here/evcxr-let-only.patch"
+order_patch="$here/evcxr-output-order.patch"
 work="$CONVLAB_CACHE/evcxr-src"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 
@@ -37,10 +47,11 @@ for crate in evcxr_jupyter evcxr; do
 done
 jupyter="$work/evcxr_jupyter-$version"
 
-# 2. The change; evcxr_jupyter then builds against the changed evcxr with its own Cargo.lock
+# 2. The changes; evcxr_jupyter then builds against the changed evcxr with its own Cargo.lock
 #    (every other crate at the version the release pins).
 # (git apply works outside a repository; the ceiling keeps it from finding one above $work.)
 (cd "$work/evcxr-$version" && GIT_CEILING_DIRECTORIES="$work" git apply "$patch")
+(cd "$jupyter" && GIT_CEILING_DIRECTORIES="$work" git apply "$order_patch")
 printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr-%s" }\n' "$version" >>"$jupyter/Cargo.toml"
 "${PYTHON:-python3}" - "$jupyter/Cargo.lock" <<'PY'
 import re, sys

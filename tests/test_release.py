@@ -254,6 +254,9 @@ def test_the_release_holds_what_a_student_needs_and_nothing_of_the_instructor(bu
                  "data/README.md", "notebooks/01-convolutions.ipynb", "notebooks/02-vgg16.ipynb",
                  "notebooks/03-cifar10.ipynb"]:
         assert need in names, f"{need} is missing from the release"
+    # every file of scripts/ that the setup names (the kernel's build script and its changes)
+    named = set(re.findall(r"scripts/[\w.-]+\w", (folder / "scripts" / "setup.sh").read_text()))
+    assert named and not named - names, f"the setup needs {sorted(named - names)}, not in the release"
     banned = [n for n in names if n.startswith(("tests/", "docs/", ".ci/", "bench/", "notebooks/student/", "crates/convlab/tests/",
                                                 "build/", "target/"))
               or n in ("tools/nbgrade.py", "BENCHMARKS.md") or "__pycache__" in n

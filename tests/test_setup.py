@@ -157,7 +157,7 @@ def test_a_step_heartbeat_holds_no_lock_of_the_caller(tmp_path):
 
 
 def test_evcxr_patch_applies_to_the_pinned_release_and_keeps_its_lock(tmp_path):
-    """scripts/build-evcxr.sh --prepare: the release's sources with the change, and a Cargo.lock
+    """scripts/build-evcxr.sh --prepare: the release's sources with the changes, and a Cargo.lock
     that cargo accepts as it is (`--locked`), pointing evcxr_jupyter at the changed evcxr."""
     setup = SETUP.read_text()
     version = setup.split("EVCXR_VERSION=", 1)[1].split()[0]
@@ -169,6 +169,10 @@ def test_evcxr_patch_applies_to_the_pinned_release_and_keeps_its_lock(tmp_path):
     changed = (jupyter.parent / f"evcxr-{version}" / "src" / "eval_context.rs").read_text()
     assert 'let declares = user_code.code_string().contains("let");' in changed
     assert "if declares && let Err(errors) = self.fix_variable_types(" in changed
+    # and the reply of a cell waits until its last printed line is sent
+    core = (jupyter / "src" / "core.rs").read_text()
+    assert "let _passing = self.output_passing.lock()" in core
+    assert "drop(server.output_passing.lock()" in core
     host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True)
                 .stdout.splitlines() if l.startswith("host:"))
     meta = subprocess.run(["cargo", "metadata", "--locked", "--offline", "--format-version", "1",
