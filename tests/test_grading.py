@@ -259,13 +259,13 @@ OFF_BY_ONE_OLD = "Array2::zeros((image.shape()[0] - filter_height + 1,"
 OFF_BY_ONE_NEW = "Array2::zeros((image.shape()[0] - filter_height,"
 
 
-def write_nb1_class(subs, suffix: str = "") -> None:
-    """The fixture class of notebook 1 in the folder `subs` (names with `suffix`; the grading
+def write_nb1_class(subs, prefix: str = "") -> None:
+    """The fixture class of notebook 1 in the folder `subs` (names after `prefix`; the grading
     benchmark, tools/gradebench.py, writes copies of it)."""
     answer = nbformat.read(NB1, as_version=4)
 
     def add(student, nb=None, raw=None):
-        submission_from(NB1, subs, student + suffix, nb, raw=raw)
+        submission_from(NB1, subs, prefix + student, nb, raw=raw)
 
     off = edit(answer, "convolve", OFF_BY_ONE_OLD, OFF_BY_ONE_NEW)
     add("correct", answer)

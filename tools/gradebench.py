@@ -9,8 +9,8 @@ prints the wall time per submission and the projection for a class of 100. Noteb
 the tests use (random VGG-16-shaped weights, 200-picture CIFAR-10 batches), seconds per
 submission.
 
-    python tools/gradebench.py                        # notebook 1 (1 copy), 2 and 3
-    python tools/gradebench.py --copies 3 --only 01   # 51 submissions of notebook 1
+    python tools/gradebench.py                        # notebook 1 (6 copies: 102), 2 and 3
+    python tools/gradebench.py --copies 1 --only 01   # 17 submissions of notebook 1
     python tools/gradebench.py --fresh-kernels        # a new kernel per submission, to compare
     python tools/gradebench.py --no-write             # print only
 """
@@ -62,25 +62,29 @@ def bench_nb1(work: Path, copies: int, workers: int, fresh: bool) -> dict:
     import test_grading as fixture
 
     subs = work / "nb1"
+    # Named copy first (01-correct, …, 02-correct, …): graded in name order, copy after copy, so
+    # the endless loops come one per 17 submissions, as in a class, not six in a row.
     for k in range(copies):
-        fixture.write_nb1_class(subs, f"_{k + 1}")
+        fixture.write_nb1_class(subs, f"{k + 1:02d}-")
     graded, wall = grade_timed(subs, fixture.NB1, work / "nb1-out", workers, fresh)
     wrong = []
+    def name(g) -> str:  # the fixture's name, without the copy
+        return g.student.split("-", 1)[1]
+
     for g in graded:
-        name = g.student.rsplit("_", 1)[0]
         got = {r.exercise: r.points for r in g.rows}
-        if name == "protocol_forger":
+        if name(g) == "protocol_forger":
             ok = got["test-multiply-sum"] == got["test-convolve-size"] == got["test-convolve-reference"] == 0
         else:
-            ok = got == fixture.NB1_EXPECTED[name]
+            ok = got == fixture.NB1_EXPECTED[name(g)]
         if not ok:
             wrong.append(g.student)
     n = len(graded)
     per_worker = sum(g.seconds for g in graded) / n
-    loop = [g.seconds for g in graded if g.student.startswith("endless_loop")]
+    loop = [g.seconds for g in graded if name(g) == "endless_loop"]
     return {"n": n, "wall": wall, "per_submission": wall / n, "per_worker": per_worker,
             "without_loop": (wall - sum(loop) / workers) / max(1, n - len(loop)),
-            "correct": [round(g.seconds, 1) for g in graded if g.student.startswith("correct")],
+            "correct": [round(g.seconds, 1) for g in graded if name(g) == "correct"],
             "median": statistics.median(g.seconds for g in graded),
             "wrong": wrong}
 
@@ -148,7 +152,8 @@ def section_text(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--copies", type=int, default=1, help="copies of notebook 1's fixture class (17 each)")
+    ap.add_argument("--copies", type=int, default=6,
+                    help="copies of notebook 1's fixture class (17 each; default 6: 102 submissions)")
     ap.add_argument("--workers", type=int, default=nbgrade.default_workers())
     ap.add_argument("--only", nargs="+", choices=["01", "02", "03"], default=["01", "02", "03"])
     ap.add_argument("--fresh-kernels", action="store_true")
