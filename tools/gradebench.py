@@ -67,10 +67,11 @@ def bench_nb1(work: Path, copies: int, workers: int, fresh: bool) -> dict:
     for k in range(copies):
         fixture.write_nb1_class(subs, f"{k + 1:02d}-")
     graded, wall = grade_timed(subs, fixture.NB1, work / "nb1-out", workers, fresh)
-    wrong = []
+
     def name(g) -> str:  # the fixture's name, without the copy
         return g.student.split("-", 1)[1]
 
+    wrong = []
     for g in graded:
         got = {r.exercise: r.points for r in g.rows}
         if name(g) == "protocol_forger":
