@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         # a part: the other notebooks' last figures stay (their dates and loads are kept)
         old = json.loads(JSON_OUT.read_text())
         res = {**{k: v for k, v in old.items() if k in ("01", "02", "03") and k not in res}, **res}
-        res["earlier"] = {k: old.get("date") for k in ("01", "02", "03") if k in old and k not in args.only}
+        res["earlier"] = {k: old[k].get("date", old.get("date")) for k in ("01", "02", "03")
+                          if k in old and k not in args.only}
     JSON_OUT.parent.mkdir(parents=True, exist_ok=True)
     JSON_OUT.write_text(json.dumps(res, indent=1) + "\n")
     text = section_text(res)
