@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 
 import rustscan
-from grading.markup import END_PREFIX, end_token, is_dep_cell, is_solution
+from grading.markup import END_PREFIX, dep_lines, end_token, is_dep_cell, is_solution
 from grading.score import error_text, stream_text
 
 from nbrun import Kernel
@@ -193,10 +193,9 @@ def source_deps(nb) -> list[str]:
     the standard library and every dependency again (about a second) after the notebook's
     `:dep` cell. With them, the build folder's `Cargo.toml` stays the same from one submission
     to the next, and the notebook's own `:dep` cell then changes nothing."""
-    return [line.strip() for cell in nb.cells
-            if cell.cell_type == "code" and is_dep_cell(cell)
-            and not cell.get("metadata", {}).get("nbgrade", {}).get("added")
-            for line in cell.source.splitlines() if line.strip().startswith(":dep")]
+    return [line for cell in nb.cells
+            if cell.cell_type == "code" and not cell.get("metadata", {}).get("nbgrade", {}).get("added")
+            for line in dep_lines(cell.source)]
 
 
 class ReusedKernel:

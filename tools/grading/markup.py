@@ -214,17 +214,17 @@ def rewrite_dep_paths(source: str, old_dir: Path, new_dir: Path | None) -> str:
 
 def dep_cells(source_nb, source_path: Path) -> list[str]:
     """The `:dep` lines of a source notebook, with absolute paths (what a kernel compiles first)."""
-    deps = []
-    for cell in source_nb.cells:
-        if cell.cell_type == "code":
-            for line in rewrite_dep_paths(cell.source, source_path.parent.resolve(), None).split("\n"):
-                if line.strip().startswith(":dep"):
-                    deps.append(line.strip())
-    return deps
+    return [line for cell in source_nb.cells if cell.cell_type == "code"
+            for line in dep_lines(rewrite_dep_paths(cell.source, source_path.parent.resolve(), None))]
+
+
+def dep_lines(source: str) -> list[str]:
+    """The `:dep` lines of a cell's source, stripped."""
+    return [l.strip() for l in source.splitlines() if l.strip().startswith(":dep")]
 
 
 def is_dep_cell(cell) -> bool:
-    return any(l.strip().startswith(":dep") for l in cell.source.splitlines())
+    return bool(dep_lines(cell.source))
 
 
 ROOT = Path(__file__).resolve().parent.parent.parent
