@@ -264,9 +264,10 @@ pub fn labels_tensor(y: &Array2<f32>, device: Device) -> Tensor {
 /// assert!((loss - 2f64.ln()).abs() < 1e-6);
 /// ```
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
-    -(targets * logits.log_softmax(-1, Kind::Float))
-        .sum_dim_intlist(1, false, Kind::Float)
-        .mean(Kind::Float)
+    let kind = logits.kind();
+    -(targets * logits.log_softmax(-1, kind))
+        .sum_dim_intlist(1, false, kind)
+        .mean(kind)
 }
 
 /// How many rows of `logits` have their largest value at the one-hot target's 1.

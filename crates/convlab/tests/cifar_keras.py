@@ -79,8 +79,8 @@ def main(folder: str) -> int:
                 moments[name] = v
                 new_p = p + momentum * v - lr * g if nesterov else p + v
                 p.copy_(new_p)
-                result[f"{iterations + 1}.{name}"] = p.detach().numpy().astype(np.float32)
-        result[f"{iterations + 1}.loss"] = np.array([loss.item()], dtype=np.float32)
+                result[f"{iterations + 1}.{name}"] = p.detach().numpy().copy()
+        result[f"{iterations + 1}.loss"] = np.array([loss.item()], dtype=np.float64)
 
     # ImageDataGenerator.fit (Keras 1): mean and std over the batch axis; standardize divides
     # by std + 1e-7.
