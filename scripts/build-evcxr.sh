@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the course's evcxr_jupyter: the pinned release with the two changes of
-# scripts/evcxr-let-only.patch and scripts/evcxr-output-order.patch, installed into
-# $CONVLAB_EVCXR_ROOT/bin (setup.sh runs this).
+# Builds the course's evcxr_jupyter: the pinned release with the three changes of
+# scripts/evcxr-let-only.patch, scripts/evcxr-library-roots.patch and
+# scripts/evcxr-output-order.patch, installed into $CONVLAB_EVCXR_ROOT/bin (setup.sh runs this).
 #   scripts/build-evcxr.sh VERSION             fetch, change, build and install
 #   scripts/build-evcxr.sh VERSION --prepare   fetch and change the sources only (the tests)
 #
@@ -14,7 +14,13 @@
 # after the `:dep`, and cells without a `let` skip the question. The README's
 # Responsiveness section has the figures.
 #
-# The second change (evcxr_jupyter): a cell's printed lines go out on their own thread, and
+# The second change (evcxr): evcxr handed its rust-analyzer every file, the standard library's
+# and the dependencies' included, as one local source root, which rust-analyzer treats as code
+# being edited: after each cell it verified again everything it had worked out about them.
+# Now each package is a root of its own, and all but the cell's own folder are libraries,
+# which rust-analyzer holds at a high durability and does not check again when a cell changes.
+#
+# The third change (evcxr_jupyter): a cell's printed lines go out on their own thread, and
 # evcxr_jupyter waited only until that thread had taken the last one off its channel (plus
 # 1 ms) before it replied. On a busy machine the last line could then be sent after the reply
 # and the "idle" that end the cell: it showed under the next cell, or nowhere, and the
@@ -27,6 +33,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/env.sh"
 version="${1:?usage: build-evcxr.sh VERSION [--prepare]}"
 patch="$here/evcxr-let-only.patch"
+roots_patch="$here/evcxr-library-roots.patch"
 order_patch="$here/evcxr-output-order.patch"
 work="$CONVLAB_CACHE/evcxr-src"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
@@ -50,7 +57,7 @@ jupyter="$work/evcxr_jupyter-$version"
 # 2. The changes; evcxr_jupyter then builds against the changed evcxr with its own Cargo.lock
 #    (every other crate at the version the release pins).
 # (git apply works outside a repository; the ceiling keeps it from finding one above $work.)
-(cd "$work/evcxr-$version" && GIT_CEILING_DIRECTORIES="$work" git apply "$patch")
+(cd "$work/evcxr-$version" && GIT_CEILING_DIRECTORIES="$work" git apply "$patch" "$roots_patch")
 (cd "$jupyter" && GIT_CEILING_DIRECTORIES="$work" git apply "$order_patch")
 printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr-%s" }\n' "$version" >>"$jupyter/Cargo.toml"
 "${PYTHON:-python3}" - "$jupyter/Cargo.lock" <<'PY'

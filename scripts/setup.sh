@@ -32,7 +32,7 @@ venv_ok() { "$CONVLAB_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
 packages_ok() { venv_ok && cmp -s requirements.txt "$CONVLAB_VENV/.convlab-requirements"; }
 # evcxr_jupyter is built from its release with two small changes (scripts/build-evcxr.sh): the
 # stamp names the version and the changes, so a new version or a new change builds it again.
-evcxr_stamp() { echo "evcxr_jupyter $EVCXR_VERSION, $(cat scripts/evcxr-let-only.patch scripts/evcxr-output-order.patch | sha256sum | cut -c1-16)"; }
+evcxr_stamp() { echo "evcxr_jupyter $EVCXR_VERSION, $(cat scripts/evcxr-let-only.patch scripts/evcxr-library-roots.patch scripts/evcxr-output-order.patch | sha256sum | cut -c1-16)"; }
 evcxr_ok() {
   [ -x "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" ] &&
     [ "$(cat "$CONVLAB_EVCXR_ROOT/.convlab-evcxr" 2>/dev/null)" = "$(evcxr_stamp)" ]
@@ -106,7 +106,7 @@ if $check_only; then
   echo "setup --check: tools ok (cargo, $PYTHON, a font); in $CONVLAB_CACHE:"
   report "Python environment" venv_ok
   report "Python packages of requirements.txt" packages_ok
-  report "evcxr_jupyter $EVCXR_VERSION (with scripts/evcxr-let-only.patch and evcxr-output-order.patch)" evcxr_ok
+  report "evcxr_jupyter $EVCXR_VERSION (with scripts/evcxr-let-only.patch, evcxr-library-roots.patch and evcxr-output-order.patch)" evcxr_ok
   report "kernel 'rust' (scripts/rust-kernel of this clone, its evcxr and cargo settings)" kernel_ok
   report "evcxr build folder prewarmed with convlab" seed_ok
   exit 0

@@ -169,6 +169,10 @@ def test_evcxr_patch_applies_to_the_pinned_release_and_keeps_its_lock(tmp_path):
     changed = (jupyter.parent / f"evcxr-{version}" / "src" / "eval_context.rs").read_text()
     assert 'let declares = user_code.code_string().contains("let");' in changed
     assert "if declares && let Err(errors) = self.fix_variable_types(" in changed
+    # rust-analyzer sees the standard library and the dependencies as libraries
+    analyzer = (jupyter.parent / f"evcxr-{version}" / "src" / "rust_analyzer.rs").read_text()
+    assert "SourceRoot::new_library(file_set)" in analyzer
+    assert ".map(SourceRoot::new_local)" not in analyzer
     # and the reply of a cell waits until its last printed line is sent
     core = (jupyter / "src" / "core.rs").read_text()
     assert "let _passing = self.output_passing.lock()" in core

@@ -56,8 +56,9 @@ COPIED = [
     "scripts/env.sh",
     "scripts/steps.sh",
     "scripts/setup.sh",
-    "scripts/build-evcxr.sh",  # the setup builds the kernel with the two changes below
+    "scripts/build-evcxr.sh",  # the setup builds the kernel with the three changes below
     "scripts/evcxr-let-only.patch",
+    "scripts/evcxr-library-roots.patch",
     "scripts/evcxr-output-order.patch",
     "scripts/rust-kernel",
     "scripts/convlab",
