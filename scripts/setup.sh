@@ -41,12 +41,19 @@ kernel_json="$CONVLAB_VENV/share/jupyter/kernels/rust/kernel.json"
 # Cells compile at opt-level 0 (quick to build; a student's own loops run slower), while
 # every dependency, convlab included, stays at 2: evcxr's opt_level sets its whole profile,
 # and a cargo config in a folder above the build folders overrides it for the dependencies.
+# The cell crate (evcxr names it `ctx`) is compiled as one codegen unit and not
+# incrementally: each cell is a new crate of a few hundred lines, and evcxr's 16 units and
+# incremental cache cost more processor time than they save (README, Responsiveness).
 evcxr_toml="$CONVLAB_CACHE/evcxr-config/evcxr.toml"
 evcxr_toml_text='[evcxr]
 opt_level = "0"'
 cargo_config="$CONVLAB_CACHE/.cargo/config.toml"
 cargo_config_text='[profile.dev.package."*"]
-opt-level = 2'
+opt-level = 2
+
+[profile.dev.package.ctx]
+codegen-units = 1
+incremental = false'
 kernel_ok() {
   grep -qF "\"$CONVLAB_ROOT/scripts/rust-kernel\"" "$kernel_json" 2>/dev/null &&
     [ "$(cat "$evcxr_toml" 2>/dev/null)" = "$evcxr_toml_text" ] &&
