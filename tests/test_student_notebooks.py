@@ -248,6 +248,27 @@ def test_a_worker_folder_stays_warm_for_each_notebooks_dependencies(tmp_path, mo
     assert json.loads((folder / workers.WARM_STAMP).read_text()) == [workers.warm_key(nb2)]
 
 
+def test_the_feedback_page_is_nbconverts_own_with_its_cells_remembered():
+    """The grader's HTML export gives nbconvert's page byte for byte, for a first submission and
+    for a second one that repeats some cells and changes others (a cell's metadata included),
+    and takes the repeated cells from its caches."""
+    from nbconvert import HTMLExporter
+    from grading import feedback_html
+    first = nbformat.read(TINY, as_version=4)
+    first.metadata["language_info"] = {"name": "rust", "pygments_lexer": "rust"}
+    second = edit(first, "double", "x * 2", "x + x")
+    second.cells[1].metadata["tags"] = ["shown"]
+    second.cells.append(nbformat.v4.new_markdown_cell("A <b>note</b> <script>alert(1)</script>"))
+    ours, theirs = feedback_html.FeedbackExporter(), HTMLExporter()
+    hits = feedback_html._clean_html.cache_info().hits
+    for nb in (first, second):
+        page, _ = ours.from_notebook_node(nb)
+        assert page == theirs.from_notebook_node(nb)[0]
+        assert "hl-rust" in page
+    assert ours._highlighter._cached.cache_info().hits > 0
+    assert feedback_html._clean_html.cache_info().hits > hits
+
+
 def test_cells_that_reach_outside_the_exercise_are_not_run():
     source = nbformat.read(TINY, as_version=4)
     sub = edit(source, "double", "x * 2", 'x * std::env::var("N").map(|_| 2).unwrap_or(2)')

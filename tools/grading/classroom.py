@@ -136,10 +136,11 @@ _EXPORTERS = threading.local()
 
 
 def html_exporter():
-    """nbconvert's HTML exporter, one per thread (making one loads its templates: a second)."""
+    """nbconvert's HTML exporter, one per thread (making one loads its templates: a second),
+    remembering the published cells' highlighting (grading.feedback_html)."""
     if not hasattr(_EXPORTERS, "html"):
-        from nbconvert import HTMLExporter
-        _EXPORTERS.html = HTMLExporter()
+        from grading.feedback_html import FeedbackExporter
+        _EXPORTERS.html = FeedbackExporter()
     return _EXPORTERS.html
 
 
