@@ -25,7 +25,7 @@ bench: setup
 	. scripts/env.sh && python tools/bench.py $(BENCH_PY_ARGS)
 
 # Grading speed (BENCHMARKS.md, section "Grading"): six copies of notebook 1's fixture class (102
-# submissions, about 16 minutes) graded with the default settings; notebooks 2 and 3 per
+# submissions, about 14 minutes) graded with the default settings; notebooks 2 and 3 per
 # submission. One copy: make bench-grading BENCH_GRADING_ARGS="--copies 1"
 .PHONY: bench-grading
 BENCH_GRADING_ARGS ?=
