@@ -30,7 +30,7 @@ esac
 
 venv_ok() { "$CONVLAB_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
 packages_ok() { venv_ok && cmp -s requirements.txt "$CONVLAB_VENV/.convlab-requirements"; }
-# evcxr_jupyter is built from its release with two small changes (scripts/build-evcxr.sh): the
+# evcxr_jupyter is built from its release with three small changes (scripts/build-evcxr.sh): the
 # stamp names the version and the changes, so a new version or a new change builds it again.
 evcxr_stamp() { echo "evcxr_jupyter $EVCXR_VERSION, $(cat scripts/evcxr-let-only.patch scripts/evcxr-library-roots.patch scripts/evcxr-output-order.patch | sha256sum | cut -c1-16)"; }
 evcxr_ok() {

@@ -1,8 +1,8 @@
 //! The seed's CIFAR model and optimiser against Keras 1's arithmetic, written again
-//! independently in PyTorch (float64) by `cifar_keras.py` next to this file: the same initial
-//! weights and batch, three SGD steps with Nesterov momentum and the decay schedule; every
-//! parameter within 1e-12 after each step, both in float64. And `ImageDataGenerator::fit`'s featurewise
-//! statistics and standardisation against NumPy on the same batch.
+//! independently in PyTorch by `cifar_keras.py` next to this file: the same initial weights
+//! and batch, three SGD steps with Nesterov momentum and the decay schedule, both sides in
+//! float64; every parameter within 1e-12 after each step. And `ImageDataGenerator::fit`'s
+//! featurewise statistics and standardisation against NumPy on the same batch.
 //!
 //! Dropout is off in both (the seed's model in evaluation mode, the reference without it):
 //! random masks cannot be matched across two programs; the rest of the training step is the
