@@ -21,7 +21,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use ndarray::{Array2, ArrayBase, ArrayViewD, Axis, Data, Dimension, Slice};
+use ndarray::{s, Array2, ArrayBase, ArrayViewD, Axis, Data, Dimension, Slice};
 use std::mem::MaybeUninit;
 
 fn shape_str(shape: &[usize]) -> String {
@@ -187,9 +187,11 @@ where
 /// weights and adds their products to the pixel. The nine image rows are contiguous memory
 /// and the sums stay in registers, so the compiler turns the pass into SIMD instructions (16
 /// pixels per instruction with AVX-512) that write each output pixel once per nine weights,
-/// instead of one small dot product per pixel. A colour image row (`R G B R G B …`) is first
-/// split into one row per channel (`R R R …`, `G G G …`), so that the same pass serves every
-/// channel. [`convolve_fast_threads`] shares the rows out between threads.
+/// instead of one small dot product per pixel. A colour image row (`R G B R G B …`) is used
+/// as it is by `colour_pass`, the same pass with one weight per *sample*: the filter's
+/// weights at a place, repeated channel after channel (`wR wG wB wR wG wB …`), leave each
+/// pixel with one partial sum per channel, which are then added.
+/// [`convolve_fast_threads`] shares the rows out between threads.
 ///
 /// ```
 /// use ndarray::Array3;
@@ -351,14 +353,14 @@ impl<'a> Correlation<'a> {
             .view()
             .into_shape_with_order((kh, kw, channels))
             .expect("H×W×C");
-        let taps = weights
-            .indexed_iter()
-            .filter(|&(_, &weight)| weight != 0.0)
-            .map(|((i, j, c), &weight)| Tap {
-                line: i * channels + c,
+        let places = (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j)));
+        let taps = places
+            .map(|(i, j)| Tap {
+                row: i,
                 column: j,
-                weight,
+                weights: weights.slice(s![i, j, ..]).to_vec(),
             })
+            .filter(|tap| tap.weights.iter().any(|&w| w != 0.0))
             .collect();
         Correlation {
             image,
@@ -396,7 +398,7 @@ impl<'a> Correlation<'a> {
     fn threads_worth_starting(&self, outputs: usize) -> usize {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(outputs * self.taps.len() / (1 << 21) + 1)
+            .min(outputs * self.taps.len() * self.channels / (1 << 21) + 1)
     }
 
     /// Writes the `out_h × out_w` output on `threads` threads, each a band of rows; returns
@@ -463,20 +465,33 @@ struct Correlation<'a> {
     taps: Vec<Tap>,
 }
 
-/// A filter weight and its place: it multiplies the image row `line = i·C + c` (filter row
-/// i, channel c) from column `column` on.
+/// A place (`row` i, `column` j) of the filter where a weight is not zero, and the filter's
+/// weights there, one per channel: they multiply the image row i below the output row, from
+/// pixel j on.
 struct Tap {
-    line: usize,
+    row: usize,
     column: usize,
-    weight: f32,
+    weights: Vec<f32>,
 }
 
 /// Output rows, side by side, that [`correlate_rows`] writes (not read before it writes them).
 type OutRows<'o> = &'o mut [MaybeUninit<f32>];
 
-/// How many weights one pass along an output row takes: a 3×3 filter's nine in one pass,
-/// with the nine sums' samples and weights in registers.
+/// How many weights one pass along a grey output row takes: a 3×3 filter's nine in one
+/// pass, with the nine sums' samples and weights in registers.
 const GROUP: usize = 9;
+
+/// How many places of the filter one colour pass takes: each brings [`CHUNK`] weights,
+/// which must fit in registers too.
+const COLOUR_GROUP: usize = 5;
+
+/// The samples of a colour row that a colour pass computes at once: 48 holds whole pixels
+/// of 2, 3 or 4 channels (16 pixels of 3), three AVX-512 registers.
+const CHUNK: usize = 48;
+
+/// The pixels of a colour output row whose partial sums are kept at a time (12 kB for 3
+/// channels, within the processor's first-level cache).
+const STRETCH: usize = 1024;
 
 /// The output rows from row `first` on, written into `out` (rows of `width` pixels, every
 /// sample written); returns whether every output sample is finite.
@@ -519,30 +534,19 @@ fn correlate_rows_with<const FMA: bool>(
     out: OutRows,
     width: usize,
 ) -> bool {
-    let (w, channels, kh) = (job.width, job.channels, job.filter_height);
-    let row = |y: usize| &job.image[y * w * channels..][..w * channels];
-    // A colour row is split into one row per channel (R R R …, G G G …) once, into a ring
-    // that holds the kh latest image rows; a grey image is used as it is.
-    let mut ring = vec![0.0f32; if channels == 1 { 0 } else { kh * channels * w }];
+    match job.channels {
+        1 => {}
+        2 => return correlate_colour_rows::<FMA, 2>(job, first, out, width),
+        3 => return correlate_colour_rows::<FMA, 3>(job, first, out, width),
+        4 => return correlate_colour_rows::<FMA, 4>(job, first, out, width),
+        _ => return correlate_rows_plain(job, first, out, width),
+    }
+    let w = job.width;
     let mut finite = true;
     for (y, out_row) in (first..).zip(out.chunks_exact_mut(width)) {
-        let new_rows = if y == first {
-            y..y + kh
-        } else {
-            y + kh - 1..y + kh
-        };
-        if channels > 1 {
-            for y in new_rows {
-                let planes = &mut ring[(y % kh) * channels * w..][..channels * w];
-                split_channels(row(y), planes, channels);
-            }
-        }
-        // Image row `line = i·C + c` under the output row: filter row i, channel c.
-        let line = |line: usize| match channels {
-            1 => row(y + line),
-            _ => &ring[((y + line / channels) % kh * channels + line % channels) * w..][..w],
-        };
-        correlate_row::<FMA>(out_row, &job.taps, line);
+        // The image row under a tap, from its column on.
+        let under = |tap: &Tap| &job.image[(y + tap.row) * w + tap.column..];
+        correlate_row::<FMA>(out_row, &job.taps, under);
         // SAFETY: `correlate_row` wrote every sample of the row.
         let out_row = unsafe { &*(out_row as *const [MaybeUninit<f32>] as *const [f32]) };
         finite &= all_finite(out_row);
@@ -560,52 +564,14 @@ fn all_finite(samples: &[f32]) -> bool {
     largest < f32::INFINITY.to_bits()
 }
 
-/// Copies the interleaved samples of one image row (R G B R G B …) into one row per
-/// channel (R R R …, G G G …, B B B …).
-#[inline(always)]
-fn split_channels(interleaved: &[f32], planes: &mut [f32], channels: usize) {
-    match channels {
-        2 => split_channels_of::<2>(interleaved, planes),
-        3 => {
-            // The common case, in one pass that the compiler vectorises with shuffles.
-            let (r, gb) = planes.split_at_mut(planes.len() / 3);
-            let (g, b) = gb.split_at_mut(r.len());
-            let pixels = interleaved.as_chunks::<3>().0;
-            for (((r, g), b), &[red, green, blue]) in r.iter_mut().zip(g).zip(b).zip(pixels) {
-                (*r, *g, *b) = (red, green, blue);
-            }
-        }
-        4 => split_channels_of::<4>(interleaved, planes),
-        _ => {
-            let width = planes.len() / channels;
-            for (x, pixel) in interleaved.chunks_exact(channels).enumerate() {
-                for (c, &sample) in pixel.iter().enumerate() {
-                    planes[c * width + x] = sample;
-                }
-            }
-        }
-    }
-}
-
-/// [`split_channels`] for `C` channels: one pass per channel, which the compiler vectorises.
-#[inline(always)]
-fn split_channels_of<const C: usize>(interleaved: &[f32], planes: &mut [f32]) {
-    let pixels = interleaved.as_chunks::<C>().0;
-    for (c, plane) in planes.chunks_exact_mut(pixels.len()).enumerate() {
-        for (sample, pixel) in plane.iter_mut().zip(pixels) {
-            *sample = pixel[c];
-        }
-    }
-}
-
-/// One output row: the weights nine at a time, each group one [`correlate_pass`] (the first
-/// writes the row, the others add to it). `line(l)` is the image row `l = i·C + c` under the
-/// output row.
+/// One grey output row: the weights nine at a time, each group one [`correlate_pass`] (the
+/// first writes the row, the others add to it). `under(tap)` is the image row under the
+/// tap, from its column on.
 #[inline(always)]
 fn correlate_row<'a, const FMA: bool>(
     out: &mut [MaybeUninit<f32>],
     taps: &[Tap],
-    line: impl Fn(usize) -> &'a [f32],
+    under: impl Fn(&Tap) -> &'a [f32],
 ) {
     if taps.is_empty() {
         out.fill(MaybeUninit::new(0.0)); // an all-zero filter
@@ -616,7 +582,7 @@ fn correlate_row<'a, const FMA: bool>(
         macro_rules! pass {
             ($($n:literal)*) => {
                 match group.len() {
-                    $($n => correlate_pass::<$n, FMA>(out, group.try_into().expect("n taps"), &line, add),)*
+                    $($n => correlate_pass::<$n, FMA>(out, group.try_into().expect("n taps"), &under, add),)*
                     _ => unreachable!("groups of 1 to {GROUP} weights"),
                 }
             };
@@ -625,24 +591,21 @@ fn correlate_row<'a, const FMA: bool>(
     }
 }
 
-/// The heart of the fast convolution: one pass along an output row for `N` weights, each
-/// output pixel `out[x] (+)= Σₖ weightₖ × sampleₖ[x]`, where `sampleₖ` is tap k's image
-/// row from its column on. The `N` samples of a pixel are side by side with those of its
-/// neighbours, so the compiler computes 16 pixels per instruction (AVX-512), their sums in
-/// registers.
+/// The heart of the fast convolution: one pass along a grey output row for `N` weights,
+/// each output pixel `out[x] (+)= Σₖ weightₖ × sampleₖ[x]`, where `sampleₖ` is the image
+/// row under tap k from its column on. The `N` samples of a pixel are side by side with
+/// those of its neighbours, so the compiler computes 16 pixels per instruction (AVX-512),
+/// their sums in registers.
 #[inline(always)]
 fn correlate_pass<'a, const N: usize, const FMA: bool>(
     out: &mut [MaybeUninit<f32>],
     taps: &[Tap; N],
-    line: impl Fn(usize) -> &'a [f32],
+    under: impl Fn(&Tap) -> &'a [f32],
     add: bool,
 ) {
     let width = out.len();
-    let (mut samples, mut weights): ([&[f32]; N], [f32; N]) = ([&[]; N], [0.0; N]);
-    for (k, tap) in taps.iter().enumerate() {
-        samples[k] = &line(tap.line)[tap.column..][..width];
-        weights[k] = tap.weight;
-    }
+    let samples: [&[f32]; N] = std::array::from_fn(|k| &under(&taps[k])[..width]);
+    let weights: [f32; N] = std::array::from_fn(|k| taps[k].weights[0]);
     for (x, o) in out.iter_mut().enumerate() {
         // SAFETY: when `add`, an earlier pass wrote every sample of the row.
         let mut sum = if add { unsafe { o.assume_init() } } else { 0.0 };
@@ -651,6 +614,127 @@ fn correlate_pass<'a, const N: usize, const FMA: bool>(
         }
         o.write(sum);
     }
+}
+
+/// A place of a colour filter for [`colour_pass`]: its weights repeated over a [`CHUNK`] of
+/// samples (`wR wG wB wR wG wB …`), and where its samples start in an image row.
+struct ColourTap {
+    row: usize,
+    start: usize,
+    weights: [f32; CHUNK],
+}
+
+/// The output rows of a colour image with `C` channels (2, 3 or 4), [`STRETCH`] pixels at a
+/// time. The image row is used as it is, `R G B R G B …`: each [`colour_pass`] adds, for
+/// every sample, its own channel's weight times the sample, which leaves one partial sum
+/// per sample, `C` per pixel; the output pixel is the sum of its `C` partial sums.
+#[inline(always)]
+fn correlate_colour_rows<const FMA: bool, const C: usize>(
+    job: &Correlation,
+    first: usize,
+    out: OutRows,
+    width: usize,
+) -> bool {
+    let taps: Vec<ColourTap> = (job.taps.iter())
+        .map(|tap| ColourTap {
+            row: tap.row,
+            start: tap.column * C,
+            weights: std::array::from_fn(|p| tap.weights[p % C]),
+        })
+        .collect();
+    let row = |y: usize| &job.image[y * job.width * C..][..job.width * C];
+    let mut sums = vec![0.0f32; STRETCH * C];
+    let mut finite = true;
+    for (y, out_row) in (first..).zip(out.chunks_exact_mut(width)) {
+        for (s, out) in out_row.chunks_mut(STRETCH).enumerate() {
+            let from = s * STRETCH * C; // the stretch's first sample
+            let sums = &mut sums[..out.len() * C];
+            if taps.is_empty() {
+                sums.fill(0.0); // an all-zero filter
+            }
+            for (g, group) in taps.chunks(COLOUR_GROUP).enumerate() {
+                let under = |tap: &ColourTap| &row(y + tap.row)[from + tap.start..];
+                let add = g > 0;
+                macro_rules! pass {
+                    ($($n:literal)*) => {
+                        match group.len() {
+                            $($n => colour_pass::<$n, FMA>(sums, group.try_into().expect("n taps"), under, add),)*
+                            _ => unreachable!("groups of 1 to {COLOUR_GROUP} places"),
+                        }
+                    };
+                }
+                pass!(1 2 3 4 5);
+            }
+            for (o, pixel) in out.iter_mut().zip(sums.as_chunks::<C>().0) {
+                o.write(pixel.iter().sum());
+            }
+        }
+        // SAFETY: every sample of the row was written just above.
+        let out_row = unsafe { &*(out_row as *const [MaybeUninit<f32>] as *const [f32]) };
+        finite &= all_finite(out_row);
+    }
+    finite
+}
+
+/// The colour pass: `sums[p] (+)= Σₖ weightₖ[p] × sampleₖ[p]` for every sample p of the
+/// stretch, where `sampleₖ` is the image row under tap k and `weightₖ` its weights repeated
+/// channel after channel. Every [`CHUNK`] samples meet the same `N × CHUNK` weights, so the
+/// compiler keeps them in registers and computes 16 samples per instruction, as in the grey
+/// pass.
+#[inline(always)]
+fn colour_pass<'a, const N: usize, const FMA: bool>(
+    sums: &mut [f32],
+    taps: &[ColourTap; N],
+    under: impl Fn(&ColourTap) -> &'a [f32],
+    add: bool,
+) {
+    let len = sums.len();
+    let samples: [&[f32]; N] = std::array::from_fn(|k| &under(&taps[k])[..len]);
+    let weights: [[f32; CHUNK]; N] = std::array::from_fn(|k| taps[k].weights);
+    let (chunks, rest) = sums.as_chunks_mut::<CHUNK>();
+    for (n, chunk) in chunks.iter_mut().enumerate() {
+        let samples: [&[f32; CHUNK]; N] = std::array::from_fn(|k| {
+            samples[k][n * CHUNK..][..CHUNK]
+                .try_into()
+                .expect("CHUNK samples")
+        });
+        for p in 0..CHUNK {
+            let mut sum = if add { chunk[p] } else { 0.0 };
+            for k in 0..N {
+                sum = multiply_add::<FMA>(weights[k][p], samples[k][p], sum);
+            }
+            chunk[p] = sum;
+        }
+    }
+    let done = chunks.len() * CHUNK;
+    for (p, slot) in rest.iter_mut().enumerate() {
+        let mut sum = if add { *slot } else { 0.0 };
+        for k in 0..N {
+            sum = multiply_add::<FMA>(weights[k][p], samples[k][done + p], sum);
+        }
+        *slot = sum;
+    }
+}
+
+/// Images with more than 4 channels, rare in this course: each output pixel the sum over
+/// the filter's places and channels, one at a time (no vector instructions).
+fn correlate_rows_plain(job: &Correlation, first: usize, out: OutRows, width: usize) -> bool {
+    let c = job.channels;
+    let mut finite = true;
+    for (y, out_row) in (first..).zip(out.chunks_exact_mut(width)) {
+        for (x, o) in out_row.iter_mut().enumerate() {
+            let mut sum = 0.0f32;
+            for tap in &job.taps {
+                let pixel = &job.image[((y + tap.row) * job.width + x + tap.column) * c..][..c];
+                sum += (tap.weights.iter().zip(pixel))
+                    .map(|(w, s)| w * s)
+                    .sum::<f32>();
+            }
+            finite &= sum.is_finite();
+            o.write(sum);
+        }
+    }
+    finite
 }
 
 /// `sum + weight × sample`, rounded once (`FMA`) or twice: a fused multiply-add is one
@@ -673,11 +757,13 @@ mod tests {
     #[test]
     fn portable_loops_agree_with_the_dispatched_ones() {
         let image: Vec<f32> = (0..40 * 33 * 3).map(|i| ((i * 37) % 255) as f32).collect();
-        let taps: Vec<Tap> = (0..5 * 4 * 3)
+        let taps: Vec<Tap> = (0..5 * 4)
             .map(|t| Tap {
-                line: t / 4,
+                row: t / 4,
                 column: t % 4,
-                weight: ((t * 7) % 11) as f32 / 5.0 - 1.0,
+                weights: (0..3)
+                    .map(|c| ((t * 3 + c) * 7 % 11) as f32 / 5.0 - 1.0)
+                    .collect(),
             })
             .collect();
         let job = Correlation {

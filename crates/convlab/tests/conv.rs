@@ -297,9 +297,17 @@ fn check_every_filter_size(image: &Array3<f32>, rng: &mut StdRng, grey: bool) {
 #[test]
 fn fast_matches_float64_for_every_filter_size_grey_and_1_to_4_channels() {
     let mut rng = StdRng::seed_from_u64(14);
-    // Widths past the 16 lanes of one AVX-512 register, so that whole and partial vectors
-    // both occur; 6 channels take the general path of channel splitting.
-    for (h, w, c) in [(7, 37, 1), (6, 21, 2), (5, 19, 3), (5, 18, 4), (4, 9, 6)] {
+    // Widths past the 16 lanes of one AVX-512 register (and past a colour chunk of 48
+    // samples), so that whole and partial vectors both occur; 5 and 6 channels take the
+    // plain path.
+    for (h, w, c) in [
+        (7, 37, 1),
+        (6, 21, 2),
+        (5, 19, 3),
+        (5, 18, 4),
+        (4, 9, 5),
+        (4, 9, 6),
+    ] {
         let image = Array3::from_shape_fn((h, w, c), |_| rng.random_range(0.0f32..255.0));
         check_every_filter_size(&image, &mut rng, c == 1);
     }
@@ -330,6 +338,26 @@ fn fast_matches_float64_for_large_filters() {
 }
 
 #[test]
+fn colour_rows_wider_than_a_stretch_match_float64() {
+    // A colour row is computed 1,024 pixels at a time: rows of 2,100 pixels take two whole
+    // stretches and a part, under filters narrower and wider than a stretch.
+    let mut rng = StdRng::seed_from_u64(17);
+    for c in [2, 3, 4] {
+        let image = Array3::from_shape_fn((4, 2100, c), |_| rng.random_range(0.0f32..255.0));
+        for (kh, kw) in [(1, 1), (3, 3), (2, 1030), (4, 2100)] {
+            let filter = Array3::from_shape_fn((kh, kw, c), |_| rng.random_range(-1.0f32..1.0));
+            let fast = convolve_fast(&image, &filter).unwrap();
+            let err = rel_err_f64(&fast, &reference(&image, &filter));
+            assert!(
+                err <= tolerance(kh * kw * c),
+                "{kh}×{kw}×{c}: relative error {err:e}"
+            );
+            assert_eq!(convolve_fast_threads(&image, &filter, 2).unwrap(), fast);
+        }
+    }
+}
+
+#[test]
 fn threads_split_the_rows_and_give_the_same_numbers() {
     let mut rng = StdRng::seed_from_u64(16);
     let image = Array3::from_shape_fn((50, 40, 3), |_| rng.random_range(0.0f32..255.0));
@@ -356,6 +384,15 @@ fn nan_under_a_zero_weight_is_still_an_error() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("NaN") && e.contains("[1, 4]"), "{e}");
+    }
+    // A colour filter that ignores the green channel: a NaN there is still reported.
+    for channels in [3, 5] {
+        let mut img = Array3::<f32>::ones((6, 6, channels));
+        img[[3, 3, 1]] = f32::NAN;
+        let mut f = Array3::<f32>::ones((3, 3, channels));
+        f.index_axis_mut(Axis(2), 1).fill(0.0);
+        let e = convolve_fast(&img, &f).unwrap_err().to_string();
+        assert!(e.contains("NaN") && e.contains("[3, 3, 1]"), "{e}");
     }
     let mut f = convlab::filters::outline();
     f[[2, 2]] = f32::INFINITY;
