@@ -62,3 +62,42 @@ def test_targets_compare_with_opencv_the_floor_and_grey():
     assert "`convolve_fast_into` 2.5 ms vs 1.0 ms" in text and "**2.50×**; `convolve_fast`, with a new output, 4.0 ms: 4.00× | **not met**" in text
     # Colour: 3 M samples copied in 3 ms (8 GB/s); 1 M pixels × 16 bytes read + written = 2 ms.
     assert "`convolve_fast_into` 1.5 ms vs 2.0 ms" in text and "**0.75×**; `convolve_fast`, with a new output, 1.6 ms: 0.80× | **met**" in text
+
+
+def test_a_missed_target_gets_its_measured_floor_and_reason():
+    px = 300_000  # 1.2 MB grey, 3.6 MB colour: only grey fits a 2 MB second-level cache
+    rows = [
+        row("portrait", "grey", "fast", 0.0002, pixels=px), row("portrait", "grey-dense", "fast", 0.0003, pixels=px),
+        # 3 × 75 = 225 MP/s per channel against 1,000: not met.
+        row("portrait", "colour", "fast", 0.004, pixels=px),
+        # In cache (a band of 100,000 pixels): 3 × 250 = 750 against 1,000.
+        row("portrait", "colour", "in-cache", 0.0004, pixels=100_000),
+        row("portrait", "grey-dense", "in-cache", 0.0001, pixels=100_000),
+        # 4096 colour: copy at 8 GB/s, so a floor of 2 ms; into 6 ms (3×); in cache 222 MP/s, so the
+        # whole 1 M pixels take 4.5 ms of arithmetic: 2.25× the floor by itself.
+        row("4096", "colour", "copy", 0.003), row("4096", "colour", "into", 0.006),
+        row("4096", "colour", "fast", 0.0065), row("4096", "colour", "fast", 0.0034, threads=2),
+        row("4096", "colour", "in-cache", 0.00045, pixels=100_000),
+    ]
+    text = "\n".join(bench.targets(rows, cores=2, l2_bytes=2 * 2**20))
+    assert "**0.22×**; in cache, 750 vs 1,000: **0.75×** | **not met**" in text
+    notes = text.split("Targets not met, each with its measured floor and the reason:")[1]
+    per_channel = next(line for line in notes.splitlines() if "per channel than grey, portrait" in line)
+    assert "colour 0.75× grey per channel (750 vs 1,000 MP/s)" in per_channel
+    assert "(3.6 MB against 1.2 MB)" in per_channel and "further out than the 2 MB second-level cache" in per_channel
+    assert "what remains in cache (25%)" in per_channel
+    floor = next(line for line in notes.splitlines() if "memory-bandwidth floor" in line)
+    assert "measured floor: 4.5 ms, the larger of the memory floor (2.0 ms)" in floor
+    assert "4.5 ms for the whole picture, **2.25×** the memory floor" in floor
+    assert "take longer by themselves than twice the memory floor" in floor
+    assert "takes 1.33× its in-cache time" in floor and "the 12 MB picture" in floor
+    assert "Two threads give 1.91× one" in floor
+    # Arithmetic within 2× of the floor: then the reason is memory not overlapped with it.
+    quick = [r if r["method"] != "in-cache" or r["picture"] != "4096" else {**r, "median_s": 0.0001}
+             for r in rows]
+    floor = "\n".join(bench.targets(quick, cores=2, l2_bytes=2 * 2**20)).split("memory-bandwidth floor**: ")[1]
+    assert floor.startswith("measured floor: 2.0 ms") and "does not overlap with the arithmetic" in floor
+    # Met targets get no note; without in-cache rows there is no floor to state.
+    assert "colour no slower per channel than grey, 4096" not in notes
+    plain = "\n".join(bench.targets([r for r in rows if r["method"] != "in-cache"], cores=2))
+    assert "**not met**" in plain and "measured floor" not in plain
