@@ -101,7 +101,7 @@ def l2_cache_bytes() -> int | None:
                 size = (index / "size").read_text().strip()
                 return int(size.rstrip("KM")) * (1024 if size.endswith("K") else 2**20)
         except (OSError, ValueError):
-            return None
+            continue  # an entry Linux did not fill in: look at the others
     return None
 
 

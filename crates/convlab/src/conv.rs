@@ -181,7 +181,7 @@ where
 /// time, each output pixel the sum of *weight × the image sample under it* over the filter's
 /// weights, taken from whole image rows.
 ///
-/// Read it after [`convolve`]; the heart of it is `correlate_pass`, fourteen lines. For each output
+/// Read it after [`convolve`]; the heart of it is `correlate_pass`, eleven lines. For each output
 /// row, the filter's weights that are not zero are taken nine at a time; each group is one
 /// pass along the row that reads, for every output pixel, the nine samples under its nine
 /// weights and adds their products to the pixel. The nine image rows are contiguous memory
@@ -338,8 +338,9 @@ fn correlate_into(
 }
 
 impl<'a> Correlation<'a> {
-    /// The filter's weights that are not zero, with their places, over `image`'s rows of
-    /// `width` pixels (the channels of the filter's last axis, or one).
+    /// The filter's places that hold a weight other than zero, each with its weights for
+    /// every channel, over `image`'s rows of `width` pixels (the channels of the filter's
+    /// last axis, or one).
     fn new<T, D>(image: &'a [f32], width: usize, filter: &ArrayBase<T, D>) -> Self
     where
         T: Data<Elem = f32>,
@@ -455,7 +456,7 @@ fn advise_huge_pages<T>(samples: &[T]) {
 }
 
 /// A correlation as plain slices: the image's rows of `width × channels` samples, and the
-/// filter's weights that are not zero.
+/// filter's places that hold a weight other than zero.
 struct Correlation<'a> {
     image: &'a [f32],
     width: usize,
