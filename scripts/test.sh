@@ -20,10 +20,10 @@ step "shellcheck" "fix the scripts at the lines shellcheck names"
 shellcheck scripts/*.sh scripts/rust-kernel scripts/convlab .ci/run
 
 step "cargo test" "a test failed: its name and message are above"
-cargo test --workspace
+cargo test --workspace --features convlab/bench
 
 step "cargo test, convlab without libtorch (as notebook 1 loads it)" "a test failed: its name and message are above"
-cargo test -p convlab --no-default-features
+cargo test -p convlab --no-default-features --features bench
 
 step "pytest" "a test failed: pytest's summary above names it"
 python -m pytest -p no:cacheprovider tests "$@"

@@ -107,7 +107,7 @@ def l2_cache_bytes() -> int | None:
 
 def cargo_bench(name: str, args: list[str], env: dict | None = None) -> str:
     """Runs one cargo bench (dev profile, as the notebooks build the crate) and returns its output."""
-    cmd = ["cargo", "bench", "--profile", "dev", "-p", "convlab", "--bench", name, "--", *args]
+    cmd = ["cargo", "bench", "--profile", "dev", "-p", "convlab", "--features", "bench", "--bench", name, "--", *args]
     print(f"bench: {' '.join(cmd)}", flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})), text=True,
                           stdout=subprocess.PIPE)

@@ -74,27 +74,27 @@ def cell_problem(index: int, cell) -> CellProblem | None:
 # reaches evcxr in order with the cell's end. After each cell the marked lines are turned
 # back into a stderr output, so a panic looks as it does in JupyterLab, only reliably.
 PANIC_MARK = "nbrun-panic| "
-PANIC_HOOK = """std::panic::set_hook(Box::new(|info| {
-    use std::io::Write;
+PANIC_HOOK = """::std::panic::set_hook(::std::boxed::Box::new(|info| {
+    use ::std::io::Write;
     let payload = info.payload();
-    let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
-        (Some(s), _) => s.to_string(),
-        (_, Some(s)) => s.clone(),
-        _ => String::from("Box<dyn Any>"),
+    let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<::std::string::String>()) {
+        (::core::option::Option::Some(s), _) => ::std::string::ToString::to_string(s),
+        (_, ::core::option::Option::Some(s)) => ::core::clone::Clone::clone(s),
+        _ => ::std::string::String::from("Box<dyn Any>"),
     };
     let place = match info.location() {
-        Some(l) => format!("{}:{}:{}", l.file(), l.line(), l.column()),
-        None => String::from("<unknown>"),
+        ::core::option::Option::Some(l) => ::std::format!("{}:{}:{}", l.file(), l.line(), l.column()),
+        ::core::option::Option::None => ::std::string::String::from("<unknown>"),
     };
-    let thread = std::thread::current();
-    let report = format!("thread '{}' panicked at {}:\n{}", thread.name().unwrap_or("<unnamed>"), place, message);
-    let mut out = std::io::stdout().lock();
+    let thread = ::std::thread::current();
+    let report = ::std::format!("thread '{}' panicked at {}:\n{}", thread.name().unwrap_or("<unnamed>"), place, message);
+    let mut out = ::std::io::stdout().lock();
     for line in report.lines() {
-        let _ = writeln!(out, "%s{}", line);
+        let _ = ::std::writeln!(out, "%s{}", line);
     }
     let _ = out.flush();
-    drop(out);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    ::core::mem::drop(out);
+    ::std::thread::sleep(::std::time::Duration::from_millis(200));
 }));""" % PANIC_MARK
 
 

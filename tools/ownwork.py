@@ -89,10 +89,38 @@ def _resolve(segs: list[str], imports: rustscan.Imports, defined: set[str], dept
     return out
 
 
-def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[str]) -> dict[str, list[Violation]]:
-    """For each exercise (answer grade_id -> {item: reason}), the forbidden items its answer
-    cell reaches. `student`: every cell the student wrote (answer cells and added cells);
-    `context`: the notebook's own code cells, whose imports are in scope for the student."""
+class Rules:
+    """An exercise's forbid entries, each a crate item or a whole module. With the crate's
+    public items (`api`, grading.crate_api) a path is followed to where its item is defined, so
+    `convlab::conv` forbids every item of the module, re-exported anywhere, and every method of
+    its types; without them an entry matches paths that end like it (the older rule)."""
+
+    def __init__(self, items: set[str], api=None):
+        self.api = api
+        self.canon = {item: (api.canonical(_split(item)) if api else None) or item for item in items}
+
+    def hits(self, full: list[str], item: str) -> str | None:
+        """The item `full` names when the entry `item` forbids it (where it is defined, when
+        that is known), else None."""
+        if self.api is None or full[:1] != [self.canon[item].split("::")[0]]:
+            return "::".join(full) if _matches(full, _split(item)) else None
+        where = self.api.canonical(full)
+        rule = self.canon[item]
+        return where if where is not None and (where == rule or where.startswith(rule + "::")) else None
+
+    def method_hits(self, name: str, item: str) -> bool:
+        parts = _split(item)
+        if len(parts) >= 2 and parts[-2][:1].isupper() and name == parts[-1]:
+            return True  # an associated item named by its type: Type::name
+        return self.api is not None and name in self.api.method_names_under(self.canon[item])
+
+
+def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[str],
+          api=None) -> dict[str, list[Violation]]:
+    """For each exercise (answer grade_id -> {item or module: reason}), the forbidden items its
+    answer cell reaches. `student`: every cell the student wrote (answer cells and added cells);
+    `context`: the notebook's own code cells, whose imports are in scope for the student; `api`:
+    the crate's public items (grading.crate_api), which make a module entry cover all of it."""
     toks = {c: rustscan.tokens(c.source) for c in student}
     imports = rustscan.Imports()
     for src in context:
@@ -103,6 +131,7 @@ def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[
     defined = set().union(*(it.names for _, it in items)) if items else set()
     modules = set().union(*(it.names for _, it in items if it.kind in PATH_HEADS)) if items else set()
     wanted = {i for f in forbid.values() for i in f}
+    rules = Rules(wanted, api)
 
     # What each item reaches on its own: (item, line, written)
     direct: dict[int, list[tuple[str, int, str]]] = {}
@@ -111,14 +140,14 @@ def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[
         for ref in rustscan.paths(it.toks):
             written = ("." if ref.method else "") + "::".join(ref.segments)
             for item in wanted:
-                parts = _split(item)
                 if ref.method:
-                    if len(parts) >= 2 and parts[-2][:1].isupper() and ref.segments[0] == parts[-1] \
-                            and ref.segments[0] not in defined:
+                    if ref.segments[0] not in defined and rules.method_hits(ref.segments[0], item):
                         hits.append((item, ref.line, written))
-                elif any(_matches(full, parts) for full in _resolve(list(ref.segments), imports, defined,
-                                                                    modules=modules)):
-                    hits.append((item, ref.line, written))
+                    continue
+                reached = [r for full in _resolve(list(ref.segments), imports, defined, modules=modules)
+                           if (r := rules.hits(full, item))]
+                if reached:
+                    hits.append((item, ref.line, written if reached[0] in (item, written) else f"{written}`, which is `{reached[0]}"))
         direct[k] = hits
 
     # Helpers: an item that names another item's definition reaches what that one reaches.

@@ -300,10 +300,12 @@ def items(toks: list[Token]) -> list[Item]:
 def _ends_at_brace(toks: list[Token], i: int, j: int) -> bool:
     """An item like `fn f() { … }` or `impl T { … }` ends at its closing brace; a `let x = { … };`
     or an expression `{ … }.len();` goes on to the `;`."""
-    words = [t.text for t in toks[i:j] if t.is_ident][:4]
+    span = toks[i:j]
+    k = _skip_attrs_and_vis(span)  # attributes and `pub(crate)` come before the item's word
+    words = [t.text for t in span[k:] if t.is_ident][:4]
     if j + 1 < len(toks) and toks[j + 1].text in (".", "?", ";"):
         return False
-    if not words or toks[i].text == "{":
+    if not words or span[k:k + 1] and span[k].text == "{":
         return True  # a block statement `{ … }`
     if words[0] == "let":
         return False
@@ -422,3 +424,205 @@ def _in_use_tree(toks: list[Token], i: int) -> bool:
 def evcxr_commands(src: str) -> list[tuple[str, int]]:
     """evcxr's `:command` lines (`:dep`, `:clear`, …) with their line numbers."""
     return [(l.strip().split()[0], n) for n, l in enumerate(src.splitlines(), 1) if l.strip().startswith(":")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The names a cell defines for the cells after it
+#
+# evcxr puts a cell's items (functions, macros, modules, types, `use`s) and its top-level `let`s
+# into every later cell, so a name a student defines is in scope in the test cells that follow.
+# Grading therefore needs every such name, written where it is defined: `definitions` lists
+# them, and `hidden_definitions` the constructs whose names or effects cannot be read from the
+# cell (glob imports, trait implementations, exported macros, macros that define items).
+
+ITEM_DEFINERS = {"fn", "struct", "enum", "union", "trait", "type", "const", "static", "mod"}
+# Words that may come before an item's keyword.
+ITEM_PREFIXES = {"pub", "async", "unsafe", "extern", "default"}
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    line: int
+    kind: str  # fn, let, macro, mod, struct, use, method, …
+
+
+def _skip_attrs_and_vis(span: list[Token], k: int = 0) -> int:
+    """The index of the first token after `#[…]` attributes, `pub(…)` and item prefixes."""
+    while k < len(span):
+        t = span[k].text
+        if t == "#":
+            j = k + 1
+            if j < len(span) and span[j].text == "!":
+                j += 1
+            if j < len(span) and span[j].text == "[":
+                k = _close(span, j) + 1
+                continue
+            return k
+        if t == "pub" and k + 1 < len(span) and span[k + 1].text == "(":
+            k = _close(span, k + 1) + 1
+            continue
+        if t in ITEM_PREFIXES or t.startswith('"'):  # extern "C"
+            k += 1
+            continue
+        if t == "const" and k + 1 < len(span) and span[k + 1].text in ("fn", "unsafe", "async", "extern"):
+            k += 1  # const fn
+            continue
+        return k
+    return k
+
+
+def _close(toks: list[Token], i: int) -> int:
+    """The index of the bracket that closes the one at toks[i] (or the last index)."""
+    pairs = {"(": ")", "[": "]", "{": "}"}
+    opening, closing = toks[i].text, pairs.get(toks[i].text)
+    depth = 0
+    for j in range(i, len(toks)):
+        if toks[j].text == opening:
+            depth += 1
+        elif toks[j].text == closing:
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(toks) - 1
+
+
+def _let_names(span: list[Token], k: int) -> list[Token]:
+    """The names a `let` pattern binds (not the paths of its constructors: `Some(x)` binds x)."""
+    out = []
+    depth = 0
+    for j in range(k, len(span)):
+        t = span[j].text
+        if depth == 0 and t in ("=", ":", ";", "else"):
+            break
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(t, 0)
+        nxt = span[j + 1].text if j + 1 < len(span) else ""
+        prev = span[j - 1].text if j else ""
+        if span[j].is_ident and t not in ("mut", "ref", "_") and nxt not in ("(", "{", "::", "!") and prev != "::":
+            out.append(span[j])
+    return out
+
+
+def _use_names(span: list[Token], k: int) -> list[Token]:
+    """The local names a `use` tree brings in (`use a::b as c` → c, `use a::{b, c::d}` → b, d)."""
+    imp = Imports()
+    j = k
+    if j < len(span) and span[j].text == "::":
+        j += 1
+    _use_tree(span, j, [], imp)
+    lines = {}
+    for idx in range(k, len(span)):
+        lines.setdefault(span[idx].text, span[idx])
+    return [lines.get(name, Token(name, span[k - 1].line if k else 1)) for name in imp.aliases]
+
+
+def _body_names(body: list[Token], kind: str) -> list[Definition]:
+    """The associated items (methods, constants, types) of an `impl` or `trait` body."""
+    out = []
+    for it in items(body):
+        k = _skip_attrs_and_vis(it.toks)
+        if k + 1 < len(it.toks) and it.toks[k].text in ("fn", "const", "type") and it.toks[k + 1].is_ident:
+            t = it.toks[k + 1]
+            if t.text != "_":
+                out.append(Definition(t.text, t.line, kind))
+    return out
+
+
+def _item_definitions(span: list[Token]) -> list[Definition]:
+    """The names one top-level item or statement (a span of `items`) defines for later cells."""
+    k = _skip_attrs_and_vis(span)
+    if k >= len(span):
+        return []
+    head = span[k].text
+    nxt = span[k + 1] if k + 1 < len(span) else None
+    if head == "let":
+        return [Definition(t.text, t.line, "let") for t in _let_names(span, k + 1)]
+    if head == "use":
+        return [Definition(t.text, t.line, "use") for t in _use_names(span, k + 1) if t.text != "_"]
+    if head == "crate" and k and span[k - 1].text == "extern" and k + 1 < len(span):
+        alias = span[k + 3] if k + 3 < len(span) and span[k + 2].text == "as" else span[k + 1]
+        return [Definition(alias.text, alias.line, "extern crate")] if alias.is_ident and alias.text != "_" else []
+    if head == "macro_rules" and k + 2 < len(span) and span[k + 1].text == "!":
+        return [Definition(span[k + 2].text, span[k + 2].line, "macro")]
+    if head == "static" and nxt is not None and nxt.text == "mut" and k + 2 < len(span):
+        return [Definition(span[k + 2].text, span[k + 2].line, "static")]
+    if head in ITEM_DEFINERS and nxt is not None and nxt.is_ident:
+        out = [] if nxt.text == "_" else [Definition(nxt.text, nxt.line, head)]
+        brace = next((j for j in range(k, len(span)) if span[j].text == "{"), None)
+        if head == "mod" and brace is not None:
+            out += definitions(span[brace + 1:_close(span, brace)])
+        elif head == "trait" and brace is not None:
+            out += _body_names(span[brace + 1:_close(span, brace)], "method")
+        elif head == "enum" and brace is not None:
+            pass  # variants are reached through the enum's name (a glob import is refused)
+        return out
+    if head == "impl":
+        return []  # methods: see definitions (impls anywhere count)
+    return []
+
+
+def definitions(toks: list[Token]) -> list[Definition]:
+    """Every name the code defines where a later cell sees it: top-level items and `let`s,
+    `use` and `extern crate` names, the items inside its modules, and the methods, constants
+    and types of every `impl` and `trait` block, wherever it is (an `impl` inside a function
+    still gives its type those methods everywhere). Names defined inside function bodies and
+    blocks are local and not listed.
+
+        >>> [(d.name, d.kind) for d in definitions(tokens(
+        ...     'macro_rules! assert { () => {} }\\nlet (a, mut b) = (1, 2);\\nuse x::{y as z, w};\\n'
+        ...     'fn f() { let local = 1; impl T { fn abs(&self) {} } }'))]
+        [('assert', 'macro'), ('a', 'let'), ('b', 'let'), ('z', 'use'), ('w', 'use'), ('f', 'fn'), ('abs', 'method')]
+    """
+    out: list[Definition] = []
+    for it in items(toks):
+        out += _item_definitions(it.toks)
+    for i, t in enumerate(toks):
+        if t.text == "impl" and (i == 0 or toks[i - 1].text != "dyn"):
+            header_end = next((j for j in range(i, len(toks)) if toks[j].text in ("{", ";")), None)
+            if header_end is not None and toks[header_end].text == "{":
+                out += _body_names(toks[header_end + 1:_close(toks, header_end)], "method")
+    return out
+
+
+def _in_macro_rules(toks: list[Token]) -> list[tuple[str, int, int]]:
+    """(name, first, last) token indices of each `macro_rules! name { … }` body."""
+    out = []
+    for i, t in enumerate(toks):
+        if t.text == "macro_rules" and i + 3 < len(toks) and toks[i + 1].text == "!" and toks[i + 3].text in "({[":
+            out.append((toks[i + 2].text, i + 3, _close(toks, i + 3)))
+    return out
+
+
+def hidden_definitions(toks: list[Token]) -> list[tuple[str, int, str]]:
+    """(word, line, why) for each construct whose names or effects a reader of the cell cannot
+    see where they are defined: glob imports, trait implementations (operators, comparisons and
+    printing of a value then run the student's code), exported macros, and macros that define
+    items (their names come from where they are used)."""
+    found = []
+    for i, t in enumerate(toks):
+        if t.text == "use" and (i == 0 or toks[i - 1].text in (";", "}", "{", "pub", ")", "]")):
+            j = i
+            while j < len(toks) and toks[j].text != ";":
+                if toks[j].text == "*":
+                    found.append(("*", toks[j].line, "imports every name of a module (`use …::*`): import the "
+                                                     "names you use one by one, so that each is written in your cell"))
+                    break
+                j += 1
+        elif t.text == "impl" and (i == 0 or toks[i - 1].text != "dyn"):
+            j, angle = i + 1, 0
+            while j < len(toks) and toks[j].text not in ("{", ";"):
+                angle += {"<": 1, ">": -1}.get(toks[j].text, 0)
+                if toks[j].text == "for" and angle == 0 and not (j + 1 < len(toks) and toks[j + 1].text == "<"):
+                    found.append(("impl … for", t.line, "implements a trait for a type, which changes what "
+                                                        "operators, comparisons or printing do in the tests"))
+                    break
+                j += 1
+        elif t.text == "macro_export":
+            found.append((t.text, t.line, "exports a macro to the whole notebook"))
+    for name, first, last in _in_macro_rules(toks):
+        for t in toks[first:last + 1]:
+            if t.text in ITEM_DEFINERS | {"macro_rules", "use", "impl", "extern"}:
+                found.append((t.text, t.line, f"has macro `{name}` define items (`{t.text}`), whose names "
+                                              "would come from where it is used"))
+                break
+    return found

@@ -15,10 +15,10 @@ from pathlib import Path
 import nbformat
 
 import rustscan
-from grading.markup import END_PREFIX, dep_lines, end_token, is_dep_cell, is_solution
+from grading.markup import END_PREFIX, dep_lines, end_line, end_token, is_dep_cell, is_solution
 from grading.score import error_text, stream_text
 
-from nbrun import Kernel
+from nbrun import PANIC_HOOK, Kernel
 
 KERNEL = "rust"
 DEP_TIMEOUT = 600.0
@@ -35,9 +35,14 @@ OUT_OF_STEP = ("the kernel's output was out of step with its cells at this test 
 #   cargo, rustc, the other workers' compiles): an endless loop then takes only the processor
 #   time nothing else wants while it waits out its cell's limit, instead of a whole core.
 #   Threads started later inherit it, and an answer cannot raise it again (no `unsafe`).
-CHILD_SETUP = """unsafe extern "C" { fn dup2(old: i32, new: i32) -> i32; fn setpriority(which: i32, who: u32, prio: i32) -> i32; }
-if unsafe { dup2(1, 2) } < 0 { panic!("grading could not send stderr to stdout"); }
-if unsafe { setpriority(0, 0, 10) } != 0 { panic!("grading could not lower the priority of the submission's code"); }"""
+# - the process may use at most MEMORY_LIMIT bytes of data (RLIMIT_DATA): code that asks for
+#   more gets an allocation error that ends the process, which grading treats as a fault of
+#   that one cell (run_notebook), instead of the machine running out of memory.
+MEMORY_LIMIT = int(float(os.environ.get("NBGRADE_MEMORY_GB", "4")) * 2**30)
+CHILD_SETUP = f"""unsafe extern "C" {{ fn dup2(old: i32, new: i32) -> i32; fn setpriority(which: i32, who: u32, prio: i32) -> i32; fn setrlimit(resource: i32, limit: *const [u64; 2]) -> i32; }}
+if unsafe {{ dup2(1, 2) }} < 0 {{ ::core::panic!("grading could not send stderr to stdout"); }}
+if unsafe {{ setpriority(0, 0, 10) }} != 0 {{ ::core::panic!("grading could not lower the priority of the submission's code"); }}
+if unsafe {{ setrlimit(2, &[{MEMORY_LIMIT}u64, {MEMORY_LIMIT}u64]) }} != 0 {{ ::core::panic!("grading could not limit the submission's memory"); }}"""
 
 
 def reached_end(cell, token: str) -> tuple[bool, str]:
@@ -75,10 +80,20 @@ def not_running(cell, stop: str | None, deadline: float, notebook_timeout: float
     return None
 
 
+# evcxr's words when the process running the cells ended (a stack overflow, an abort, memory
+# refused): the kernel lives on with a new process, but every variable is gone.
+CHILD_DIED = ("Child process terminated", "Subprocess terminated", "process died", "child process exited")
+
+
+def child_died(cell) -> bool:
+    text = error_text(cell) + stream_text(cell, "stderr") + stream_text(cell, "stdout")
+    return any(w in text for w in CHILD_DIED) or "has overflowed its stack" in text
+
+
 def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
-            notebook_timeout: float) -> tuple[dict, str | None]:
-    """Runs one code cell (a test cell checked for its end line): (its status, why the rest of the
-    notebook does not run, or None)."""
+            notebook_timeout: float) -> dict:
+    """Runs one code cell (a test cell checked for its end line) and returns its status. A
+    status "timeout" or "dead" means the kernel must be started anew (see Session)."""
     # `:dep` cells build the crates (not the student's code): they get a longer limit.
     own = max(cell_timeout, DEP_TIMEOUT) if is_dep_cell(cell) else cell_timeout
     limit = min(own, left)
@@ -90,45 +105,151 @@ def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
     if ran.status == "timeout":
         what = (f"the notebook ran past its {notebook_timeout:.0f} s limit" if limit < own
                 else f"this cell ran past its {own:.0f} s limit")
-        return ({"status": "timeout", "seconds": ran.seconds, "why": what},
-                f"not run: cell {index} ran past its time limit, so its kernel was stopped")
-    if ran.status == "dead":
-        return ({"status": "dead", "seconds": ran.seconds, "why": ran.message},
-                f"not run: the kernel died in cell {index}")
+        return {"status": "timeout", "seconds": ran.seconds, "why": what}
+    if ran.status == "dead" or (ran.status == "failed" and child_died(cell)):
+        return {"status": "dead", "seconds": ran.seconds,
+                "why": ran.message or "the process running the cells ended here (a stack overflow, an abort, or "
+                                      f"more than the {MEMORY_LIMIT / 2**30:g} GiB of memory grading allows), so "
+                                      "every variable was lost"}
     if not token:
-        return {"status": ran.status, "seconds": ran.seconds}, None
+        return {"status": ran.status, "seconds": ran.seconds}
     status = {"status": ran.status, "seconds": ran.seconds, "passed": passed}
     if not passed:
         status["probe"] = why
-    return status, None
+    return status
 
 
-def run_notebook(kernel: Kernel, nb, cell_timeout: float, notebook_timeout: float) -> dict:
-    """Executes every code cell of `nb` in order in `kernel` and returns {index: {"status",
-    "seconds", …}}. status: ok | failed (error output or a panic) | timeout | dead | not-run |
-    skipped. Test cells also get "passed": whether their end line proved they ran to their end
-    (reached_end). After a timeout or a dead kernel the rest is not run; cells marked `after_tests` (see
-    steps.stop_after_last_test) are not run and get no status."""
+class Session:
+    """The kernel a notebook runs in, and how to go on after a fault: a cell that runs past its
+    limit or ends the kernel's process loses its own work only. `restart()` gives a fresh
+    kernel (None: the rest of the notebook is not run); the cells that ran before the fault
+    are run again in it, their outputs not kept (Faults)."""
+
+    def __init__(self, kernel: Kernel, restart=None):
+        self.kernel = kernel
+        self.restart = restart
+
+
+class Faults:
+    """What a faulty cell takes with it: the names it defined or used that the student wrote,
+    and the names of the student's cells that use those (their functions would run the same
+    code). A later cell that uses one of them is not run, so one endless loop costs one
+    exercise and what depends on it, not one time limit per cell."""
+
+    def __init__(self, nb):
+        student = [c for c in nb.cells if c.cell_type == "code" and (is_solution(c) or
+                   c.get("metadata", {}).get("nbgrade", {}).get("added"))]
+        self.student_cells = [(self.defined(c.source), self.used(c.source)) for c in student]
+        self.student_names = set().union(*(d for d, _ in self.student_cells)) if student else set()
+        self.suspects: dict[str, str] = {}  # name -> why a cell that uses it is not run
+
+    @staticmethod
+    def defined(source: str) -> set[str]:
+        return {d.name for d in rustscan.definitions(rustscan.tokens(source))}
+
+    @staticmethod
+    def used(source: str) -> set[str]:
+        return {t.text for t in rustscan.tokens(source) if t.is_ident}
+
+    def add(self, cell, index: int, what: str) -> None:
+        names = self.defined(cell.source) | (self.used(cell.source) & self.student_names)
+        why = f"not run: it uses `{{}}`, which {what} in cell {index}"
+        for name in names:
+            self.suspects.setdefault(name, why)
+        changed = True
+        while changed:  # the student's cells that use a suspect name carry its fault
+            changed = False
+            for defined, used in self.student_cells:
+                if used & set(self.suspects) and not defined <= set(self.suspects):
+                    for name in defined:
+                        self.suspects.setdefault(name, why)
+                    changed = True
+
+    def why_not(self, cell) -> str | None:
+        hit = sorted(self.used(cell.source) & set(self.suspects))
+        return self.suspects[hit[0]].format(hit[0]) if hit else None
+
+
+def replay(session: Session, nb, ran: list[int], deadline: float, cell_timeout: float) -> str | None:
+    """Runs again, in the fresh kernel, the cells that ran before a fault (outputs dropped);
+    None when they all ran, else why the rest of the notebook cannot run."""
+    for j in ran:
+        cell = nb.cells[j]
+        own = max(cell_timeout, DEP_TIMEOUT) if is_dep_cell(cell) else cell_timeout
+        left = deadline - time.monotonic()
+        if left <= 1:
+            return "not run: the notebook ran past its time limit while grading started it again after a fault"
+        try:
+            again = session.kernel.run_extra(cell.source, j, min(own, left))
+        except Exception as e:  # a time limit, or the kernel gone: the notebook cannot go on
+            return f"not run: cell {j} did not run again after a fault ({type(e).__name__})"
+        if child_died(again):
+            return f"not run: cell {j} ended the kernel's process when it was run again after a fault"
+    return None
+
+
+def run_notebook(session: Session | Kernel, nb, cell_timeout: float, notebook_timeout: float) -> dict:
+    """Executes every code cell of `nb` in order and returns {index: {"status", "seconds", …}}.
+    status: ok | failed (error output or a panic) | timeout | dead | not-run | skipped. Test
+    cells also get "passed": whether their end line proved they ran to their end
+    (reached_end). A cell that times out or ends the kernel's process loses its own work: the
+    kernel is started anew (session.restart), the cells that ran before it run again, and the
+    cells that use what the faulty cell defined or ran (Faults) are not run; without a restart
+    the rest is not run. Cells marked `after_tests` (steps.stop_after_last_test) are not run
+    and get no status."""
+    if isinstance(session, Kernel):
+        session = Session(session)
     deadline = time.monotonic() + notebook_timeout
     status: dict[int, dict] = {}
     stop: str | None = None
+    faults = Faults(nb)
+    ran: list[int] = []  # the cells that ran, in order (run again after a fault)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or cell.get("metadata", {}).get("nbgrade", {}).get("after_tests"):
             continue
         status[index] = not_running(cell, stop, deadline, notebook_timeout)
+        if status[index] is None and (why := faults.why_not(cell)):
+            status[index] = {"status": "not-run", "seconds": 0.0, "why": why}
+            continue
         if status[index] is not None:
             stop = stop or (status[index]["why"] if status[index]["status"] == "not-run" else None)
             continue
-        status[index], stop = run_one(kernel, cell, index, cell_timeout, deadline - time.monotonic(),
-                                      notebook_timeout)
+        status[index] = st = run_one(session.kernel, cell, index, cell_timeout, deadline - time.monotonic(),
+                                     notebook_timeout)
+        if st["status"] not in ("timeout", "dead"):
+            ran.append(index)
+            continue
+        faults.add(cell, index, "ran past its time limit" if st["status"] == "timeout" else "ended the kernel's process")
+        kernel = session.restart() if session.restart is not None else None
+        if kernel is None:
+            stop = (f"not run: cell {index} ran past its time limit, so its kernel was stopped" if st["status"] == "timeout"
+                    else f"not run: the kernel died in cell {index}")
+            continue
+        session.kernel = kernel
+        t0 = time.monotonic()
+        stop = replay(session, nb, ran, deadline, cell_timeout)
+        st["replay_seconds"] = round(time.monotonic() - t0, 2)
     return status
 
 
 def run_cells(nb, cell_timeout: float, notebook_timeout: float, cwd: Path) -> dict:
-    """run_notebook in a kernel of its own, started in `cwd` (and stopped after)."""
-    with Kernel(nb, cwd, max(cell_timeout, 120), startup_timeout=120, setup=(CHILD_SETUP,),
-                shutdown="immediate") as kernel:
-        return run_notebook(kernel, nb, cell_timeout, notebook_timeout)
+    """run_notebook in a kernel of its own, started in `cwd` (and stopped after); after a fault
+    it goes on in a new kernel."""
+    def start() -> Kernel:
+        return Kernel(nb, cwd, max(cell_timeout, 120), startup_timeout=120, setup=(CHILD_SETUP,),
+                      shutdown="immediate").__enter__()
+
+    session = Session(start())
+
+    def restart() -> Kernel:
+        session.kernel.__exit__(None, None, None)
+        return start()
+
+    session.restart = restart
+    try:
+        return run_notebook(session, nb, cell_timeout, notebook_timeout)
+    finally:
+        session.kernel.__exit__(None, None, None)
 
 
 def child_main(args) -> int:
@@ -159,15 +280,22 @@ def submission_cell(cwd: Path, checkpoints: Path) -> str:
     set in the kernel's fresh child process (through the C library: the same in every Rust
     edition)."""
     return CHILD_SETUP + f"""
-unsafe extern "C" {{ fn chdir(path: *const std::ffi::c_char) -> i32; fn setenv(k: *const std::ffi::c_char, v: *const std::ffi::c_char, o: i32) -> i32; }}
+unsafe extern "C" {{ fn chdir(path: *const ::std::ffi::c_char) -> i32; fn setenv(k: *const ::std::ffi::c_char, v: *const ::std::ffi::c_char, o: i32) -> i32; }}
 {{
-    let dir = std::ffi::CString::new({rust_str(str(cwd))}).unwrap();
-    let key = std::ffi::CString::new("CONVLAB_CHECKPOINT_DIR").unwrap();
-    let val = std::ffi::CString::new({rust_str(str(checkpoints))}).unwrap();
+    let dir = ::std::ffi::CString::new({rust_str(str(cwd))}).unwrap();
+    let key = ::std::ffi::CString::new("CONVLAB_CHECKPOINT_DIR").unwrap();
+    let val = ::std::ffi::CString::new({rust_str(str(checkpoints))}).unwrap();
     if unsafe {{ chdir(dir.as_ptr()) }} != 0 || unsafe {{ setenv(key.as_ptr(), val.as_ptr(), 1) }} != 0 {{
-        panic!("grading could not enter the submission's folder");
+        ::core::panic!("grading could not enter the submission's folder");
     }}
 }}"""
+
+
+def grader_lines() -> str:
+    """Every line the grader itself runs in a submission's kernel: the first hidden cells, the
+    panic hook and a test cell's end line. They name things by absolute paths (`::std::…`),
+    and no student's cell may define a name they use (steps.check_names)."""
+    return "\n".join((submission_cell(Path("/"), Path("/")), PANIC_HOOK, end_line("nbgrade-end-0")))
 
 
 def needs_fresh_kernel(nb, status: dict) -> str | None:
@@ -215,10 +343,18 @@ class ReusedKernel:
                 self.kernel.reset(nb, setup)
             except Exception:
                 self.close()
+        def start() -> Kernel:
+            return Kernel(nb, self.home, first, startup_timeout=120, setup=setup,
+                          shutdown="immediate").__enter__()
+
+        def restart() -> Kernel:
+            self.close()
+            self.kernel = start()
+            return self.kernel
+
         if self.kernel is None:
-            self.kernel = Kernel(nb, self.home, first, startup_timeout=120, setup=setup,
-                                 shutdown="immediate").__enter__()
-        status = run_notebook(self.kernel, nb, job["cell_timeout"], job["notebook_timeout"])
+            self.kernel = start()
+        status = run_notebook(Session(self.kernel, restart), nb, job["cell_timeout"], job["notebook_timeout"])
         nbformat.write(nb, job["notebook"])
         Path(job["status"]).write_text(json.dumps({str(k): v for k, v in status.items()}))
         if job.get("fresh") or needs_fresh_kernel(nb, status):

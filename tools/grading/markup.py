@@ -51,7 +51,8 @@ def tests_of(nb) -> list[tuple[int, nbformat.NotebookNode]]:
 
 
 def end_line(token: str) -> str:
-    return f'\nprintln!("{token}");'
+    # An absolute path: a student's own `println` macro cannot stand in for it.
+    return f'\n::std::println!("{token}");'
 
 
 def end_token(cell) -> str | None:
@@ -59,8 +60,15 @@ def end_token(cell) -> str | None:
 
 
 def forbidden_items(cell) -> dict[str, str]:
-    """What an answer cell's answer may not use: {crate item: why} from its metadata."""
+    """What an answer cell's answer may not use: {crate item or module: why} from its metadata."""
     return dict(cell.get("metadata", {}).get("convlab", {}).get("forbid", {}) or {})
+
+
+def allowed_items(cell) -> dict[str, str]:
+    """The crate items or modules an answer may use although they return its answer type:
+    {path: why} from its metadata (tests/test_grading_rules.py holds every such item to a
+    forbid or an allow entry)."""
+    return dict(cell.get("metadata", {}).get("convlab", {}).get("allow", {}) or {})
 
 
 def exercise_title(cell) -> str:
@@ -110,10 +118,11 @@ def check_cell(cell, where: str, seen: set[str]) -> None:
         raise SourceError(f"{where}: hidden tests outside a test cell")
     if is_solution(cell) and cell.cell_type == "code" and not has_markers:
         raise SourceError(f"{where}: solution cell {gid!r} has no // BEGIN SOLUTION region")
-    for item in forbidden_items(cell):
-        if not is_solution(cell) or not re.fullmatch(r"\w+(::\w+)+", item):
-            raise SourceError(f"{where}: forbid entry {item!r} must be a crate path (crate::module::item) "
-                              "in an answer cell's metadata")
+    for kind, entries in (("forbid", forbidden_items(cell)), ("allow", allowed_items(cell))):
+        for item in entries:
+            if not is_solution(cell) or not re.fullmatch(r"\w+(::\w+)+", item):
+                raise SourceError(f"{where}: {kind} entry {item!r} must be a crate path (crate::module or "
+                                  "crate::module::item) in an answer cell's metadata")
 
 
 def check_source(nb, name: str) -> None:
@@ -124,7 +133,9 @@ def check_source(nb, name: str) -> None:
         check_cell(cell, f"{name}, cell {i}", seen)
     answers = [ownwork.Cell(f"answer cell {grade_id(c)!r}", grade_id(c), c.source)
                for c in nb.cells if is_solution(c) and c.cell_type == "code"]
-    for gid, found in ownwork.check(forbidden_of(nb), answers, context_of(nb)).items():
+    from grading import crate_api
+
+    for gid, found in ownwork.check(forbidden_of(nb), answers, context_of(nb), crate_api.for_notebook(nb)).items():
         if found:
             v = found[0]
             raise SourceError(f"{name}: answer cell {gid!r} uses {v.item} (line {v.line}, as `{v.written}`), "

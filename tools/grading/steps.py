@@ -7,7 +7,7 @@ steps found so far) and changes it in place. `run(steps, job)` runs a pipeline i
     STUDENT  = [CheckSource, ClearOutput, RewriteDepPaths, ClearSolutions, ClearHiddenTests,
                 LockCells, ClearCellMetadata]
     ASSEMBLE = [OverwriteCells, RewriteDepPaths, InsertAddedCells, ClearOutput, AddEndLines,
-                CheckStudentCode, CheckOwnWork, StopAfterLastTest]
+                CheckStudentCode, CheckOwnWork, CheckNames, StopAfterLastTest]
 
 (the rest of grading, Execute, Score and Feedback, lives in grading.classroom)."""
 from __future__ import annotations
@@ -22,6 +22,7 @@ import nbformat
 
 import ownwork
 import rustscan
+from grading import crate_api
 from grading.markup import (END_PREFIX, TEXT_STUB, check_source, clear_solutions, context_of,
                             exercise_title, forbidden_of, grade_id, is_solution, is_test, nbg, end_line,
                             rewrite_dep_paths, strip_hidden)
@@ -274,8 +275,82 @@ def check_own_work(job: Job) -> None:
     cells = [ownwork.Cell(label, gid, cell.source) for cell, label, gid in student_code(job.notebook)
              if not nbgrade_meta_get(cell, "skip")]
     titles = {grade_id(c): exercise_title(c) for c in job.source_nb.cells if is_solution(c)}
-    found = ownwork.check(forbidden_of(job.source_nb), cells, context_of(job.source_nb))
+    found = ownwork.check(forbidden_of(job.source_nb), cells, context_of(job.source_nb),
+                          crate_api.for_notebook(job.source_nb))
     job.not_own = {gid: [v.message(titles.get(gid, gid)) for v in vs] for gid, vs in found.items() if vs}
+
+
+# Kinds of definition that can give an exercise its asked-for name (a value or a function the
+# tests call), as opposed to importing it or making it a macro or a module.
+VALUE_KINDS = {"fn", "let", "const", "static"}
+
+
+def asked_names(source_nb) -> dict[str, set[str]]:
+    """{answer grade_id: the names its exercise asks for}: what the answer cell of the answer
+    notebook defines for the cells after it (`convolve`, `vertical`, …)."""
+    return {grade_id(c): {d.name for d in rustscan.definitions(rustscan.tokens(c.source)) if d.kind in VALUE_KINDS}
+            for c in source_nb.cells if is_solution(c) and c.cell_type == "code"}
+
+
+def protected_names(source_nb) -> set[str]:
+    """Every name the notebook's own code cells (setup and tests, hidden tests included) and the
+    grader's own lines use: a student's definition of one of them would change what they run."""
+    from grading.execute import grader_lines  # the first hidden cells and the end line
+
+    names = {t.text for t in rustscan.tokens(grader_lines()) if t.is_ident}
+    for cell in source_nb.cells:
+        if cell.cell_type == "code" and not is_solution(cell):
+            names |= {t.text for t in rustscan.tokens(cell.source) if t.is_ident}
+    return names - rustscan.KEYWORDS
+
+
+def name_rule_break(source: str, exercise: str | None, asked: dict[str, set[str]], protected: set[str],
+                    titles: dict[str, str]) -> str | None:
+    """Why a student's cell breaks the naming rule (docs/grading.md, "Your names"), or None. A
+    student's cell may define only the names its exercise asks for and names of its own that no
+    test cell, course cell or grader line uses, each written where it is defined."""
+    toks = rustscan.tokens(source)
+    hidden = rustscan.hidden_definitions(toks)
+    if hidden:
+        word, line, why = hidden[0]
+        return f"line {line} {why}"
+    mine = asked.get(exercise, set()) if exercise else set()
+    others = {n: gid for gid, names in asked.items() if gid != exercise for n in names}
+    for d in rustscan.definitions(toks):
+        if d.name in mine and d.kind in VALUE_KINDS:
+            continue
+        if d.name in mine:
+            return (f"line {d.line} makes `{d.name}` a {d.kind} item: the exercise asks you to define it "
+                    f"yourself ({'a function' if d.kind == 'use' else 'with fn or let'}), as the stub does")
+        if d.name in others:
+            return (f"line {d.line} defines `{d.name}`, the name that exercise {titles.get(others[d.name], others[d.name])!r} "
+                    "asks for: define it only in that exercise's answer cell")
+        if d.name in protected:
+            return (f"line {d.line} defines `{d.name}` ({d.kind}), a name the tests or the course's cells use, "
+                    f"so the tests would run your `{d.name}` instead of theirs: give it a name of your own, "
+                    f"such as `my_{d.name.lstrip('_')}`")
+    return None
+
+
+def check_names(job: Job) -> None:
+    """CheckNames: a student's cell that breaks the naming rule (name_rule_break) is marked
+    `skip`, not run (what it defines would be in scope in the tests after it); an answer cell
+    that breaks it earns nothing for its exercise."""
+    asked = asked_names(job.source_nb)
+    protected = protected_names(job.source_nb)
+    titles = {grade_id(c): exercise_title(c) for c in job.source_nb.cells if is_solution(c)}
+    for cell, label, gid in student_code(job.notebook):
+        if nbgrade_meta_get(cell, "skip"):
+            continue
+        why = name_rule_break(cell.source, gid, asked, protected, titles)
+        if why is None:
+            continue
+        why = f"{label} was not run: {why}"
+        nbgrade_meta(cell)["skip"] = why
+        if gid is None:
+            job.notes.append(why)
+        else:
+            job.not_own.setdefault(gid, []).append(why)
 
 
 def stop_after_last_test(job: Job) -> None:
@@ -290,7 +365,7 @@ def stop_after_last_test(job: Job) -> None:
 
 
 ASSEMBLE: list[Step] = [overwrite_cells, rewrite_dep_paths_step, insert_added_cells, clear_output,
-                        add_end_lines, check_student_code, check_own_work, stop_after_last_test]
+                        add_end_lines, check_student_code, check_own_work, check_names, stop_after_last_test]
 
 
 @dataclass

@@ -191,7 +191,7 @@ where
 /// as it is by `colour_pass`, the same pass with one weight per *sample*: the filter's
 /// weights at a place, repeated channel after channel (`wR wG wB wR wG wB …`), leave each
 /// pixel with one partial sum per channel, which are then added.
-/// [`convolve_fast_threads`] shares the rows out between threads.
+/// (The benchmarks also run it on several threads, each computing a band of output rows.)
 ///
 /// ```
 /// use ndarray::Array3;
@@ -211,7 +211,7 @@ where
     T: Data<Elem = f32>,
     D: Dimension,
 {
-    convolve_fast_threads(image, filter, 1)
+    convolve_fast_on(image, filter, 1)
 }
 
 /// [`convolve_fast`] on `threads` threads, each computing a band of output rows
@@ -226,7 +226,24 @@ where
 /// assert_eq!(convlab::conv::convolve_fast_threads(&image, &filter, 4)?, one);
 /// # Ok::<(), convlab::Error>(())
 /// ```
+///
+/// For benchmarks only (the `bench` feature): the notebooks load the crate without it.
+#[cfg(feature = "bench")]
 pub fn convolve_fast_threads<S, T, D>(
+    image: &ArrayBase<S, D>,
+    filter: &ArrayBase<T, D>,
+    threads: usize,
+) -> Result<Array2<f32>>
+where
+    S: Data<Elem = f32>,
+    T: Data<Elem = f32>,
+    D: Dimension,
+{
+    convolve_fast_on(image, filter, threads)
+}
+
+// convolve_fast on `threads` threads (see convolve_fast_threads).
+fn convolve_fast_on<S, T, D>(
     image: &ArrayBase<S, D>,
     filter: &ArrayBase<T, D>,
     threads: usize,
@@ -269,6 +286,9 @@ where
 /// assert!(e.to_string().contains("60×50"), "{e}");
 /// # Ok::<(), convlab::Error>(())
 /// ```
+///
+/// For benchmarks only (the `bench` feature): the notebooks load the crate without it.
+#[cfg(feature = "bench")]
 pub fn convolve_fast_into<S, T, D>(
     image: &ArrayBase<S, D>,
     filter: &ArrayBase<T, D>,
