@@ -199,9 +199,21 @@ NB1_EXPECTED = {
     "off_by_one": OFF_BY_ONE,
     # a horizontal-edge filter where a vertical one was asked for
     "wrong_filter": dict(NB1_FULL, **{"test-vertical-filter": 0}),
-    # `while r < 3 {}` never ends: the kernel is killed there and the rest earns nothing
-    "endless_loop": dict(NB1_FULL, **{"test-transpose": 0, "test-shoulder-filter": 0,
-                                      "test-brown-transpose": 0}),
+    # `while r < 3 {}` never ends: its cell is stopped, grading goes on in a fresh kernel (the
+    # cells before it run again) and only the transpose is lost
+    "endless_loop": dict(NB1_FULL, **{"test-transpose": 0}),
+    # a recursion without end in the vertical filter's cell overflows the stack and ends the
+    # kernel's process: that exercise only
+    "stack_overflow": dict(NB1_FULL, **{"test-vertical-filter": 0}),
+    # the brown filter's cell asks for more memory than grading allows: that exercise only
+    "out_of_memory": dict(NB1_FULL, **{"test-brown-transpose": 0}),
+    # every answer zeros of the right shape, and `assert!`/`assert_eq!` made to do nothing in a
+    # cell added before the first exercise: the cell is not run (the naming rule), nothing passes
+    "shadows_asserts_added": {k: 0 for k in NB1_FULL},
+    # the same two macros inside the multiply_sum answer cell: that cell is not run either
+    "shadows_asserts_answer": {k: 0 for k in NB1_FULL},
+    # a `println` macro of the student's own in the shoulder filter's answer cell: not run
+    "println_macro": dict(NB1_FULL, **{"test-shoulder-filter": 0}),
     # permuted_axes([1, 2, 2]) is not a permutation: ndarray panics
     "panics": dict(NB1_FULL, **{"test-brown-transpose": 0}),
     # does not compile: the multiply_sum answer and the convolve that calls it fail; the other
@@ -214,6 +226,8 @@ NB1_EXPECTED = {
     "corrupt": {k: 0 for k in NB1_FULL},
     # convolve answered by calling the crate's reference: its two tests earn nothing
     "calls_reference": dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0}),
+    # the same with the reference's threaded twin (a benchmark's entry point, not public to notebooks)
+    "threaded_reference": dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0}),
     # multiply_sum answered by the reference under another name (`use … as`)
     "renames_reference": dict(NB1_FULL, **{"test-multiply-sum": 0}),
     # a shoulder filter of zeros: right shape, sums to 0, answers nothing
@@ -259,6 +273,27 @@ OFF_BY_ONE_OLD = "Array2::zeros((image.shape()[0] - filter_height + 1,"
 OFF_BY_ONE_NEW = "Array2::zeros((image.shape()[0] - filter_height,"
 
 
+SHADOW_ASSERTS = ("macro_rules! assert { ($($t:tt)*) => { () }; }\n"
+                  "macro_rules! assert_eq { ($($t:tt)*) => { () }; }")
+ZERO_MULTIPLY_SUM = ("fn multiply_sum<D: Dimension>(patch: &ArrayView<f32, D>, filter: &ArrayView<f32, D>) -> f32 {\n"
+                     "    let _ = (patch, filter);\n    0.0\n}")
+ZERO_CONVOLVE = ("fn convolve<D: Dimension>(image: &Array<f32, D>, filter: &Array<f32, D>) -> Array2<f32> {\n"
+                 "    Array2::zeros((image.shape()[0] - filter.shape()[0] + 1, image.shape()[1] - filter.shape()[1] + 1))\n}")
+
+
+def zeros_everywhere(answer):
+    """Every answer of notebook 1 left as zeros of the right shape."""
+    nb = replace_cell(answer, "multiply-sum", ZERO_MULTIPLY_SUM)
+    nb = replace_cell(nb, "convolve", ZERO_CONVOLVE)
+    nb = edit(nb, "vertical-filter", "array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]", "Array2::zeros((3, 3))")
+    nb = edit(nb, "transpose", "horizontal.t().to_owned()", "Array2::zeros((3, 3))")
+    nb = edit(nb, "shoulder-filter", "    let mut f = Array3::<f32>::zeros((3, 3, 3));", "    let f = Array3::<f32>::zeros((3, 3, 3));")
+    nb = edit(nb, "shoulder-filter", "    f.slice_mut(s![0, .., 2]).fill(1.0);  // blue above\n", "")
+    nb = edit(nb, "shoulder-filter", "    f.slice_mut(s![2, .., 2]).fill(-1.0); // less blue below\n", "")
+    return edit(nb, "brown-transpose", "brown_filter.clone().permuted_axes([1, 2, 0]).as_standard_layout().to_owned()",
+                "Array3::zeros((3, 3, 3))")
+
+
 def write_nb1_class(subs, prefix: str = "") -> None:
     """The fixture class of notebook 1 in the folder `subs` (names after `prefix`; the grading
     benchmark, tools/gradebench.py, writes copies of it)."""
@@ -301,6 +336,21 @@ def write_nb1_class(subs, prefix: str = "") -> None:
         via_helper, "convolve", "use convlab::conv as c;\nfn shortcut<D: Dimension>(i: &Array<f32, D>, f: &Array<f32, D>) -> Array2<f32> {\n    c::convolve(i, f).unwrap()\n}"))
     add("forger", replace_cell(answer, "multiply-sum", FORGER))
     add("protocol_forger", replace_cell(answer, "multiply-sum", PROTOCOL_FORGER))
+    add("threaded_reference", edit(
+        answer, "convolve", "    let filter_height = filter.shape()[0];",
+        "    return convlab::conv::convolve_fast_threads(image, filter, 1).unwrap();\n    #[allow(unreachable_code)]\n    let filter_height = filter.shape()[0];"))
+    add("stack_overflow", edit(
+        answer, "vertical-filter", "    array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]",
+        "    fn depth(n: u64) -> u64 { if n == u64::MAX { 0 } else { 1 + depth(n + 1) } }\n"
+        "    println!(\"{}\", depth(0));\n    array![[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]"))
+    add("out_of_memory", edit(
+        answer, "brown-transpose", "    brown_filter.clone()",
+        "    let big = vec![1u8; 64usize << 30];\n    println!(\"{}\", big[big.len() / 2]);\n    brown_filter.clone()"))
+    zeros = zeros_everywhere(answer)
+    add("shadows_asserts_added", add_cell_before(zeros, "multiply-sum", SHADOW_ASSERTS))
+    add("shadows_asserts_answer", replace_cell(zeros, "multiply-sum", ZERO_MULTIPLY_SUM + "\n" + SHADOW_ASSERTS))
+    add("println_macro", edit(answer, "shoulder-filter", "// Answer\n",
+                              "// Answer\nmacro_rules! println { ($($t:tt)*) => {}; }\n"))
     add("debug_print", edit(
         answer, "multiply-sum", body, '{ if patch.len() == 4 { eprintln!("debug: patch {patch:?}"); } (patch * filter).sum() }'))
 
@@ -337,7 +387,9 @@ def test_nb1_class_feedback_says_what_to_fix(nb1_class):
     # a horizontal-edge filter gives 0 on a vertical edge
     assert "it should answer strongly there" in feedback(graded, "wrong_filter", "test-vertical-filter")
     assert "endless loop" in feedback(graded, "endless_loop", "test-transpose")
-    assert "not run" in feedback(graded, "endless_loop", "test-brown-transpose")
+    assert "not run: it uses `transposed`, which ran past its time limit" in feedback(graded, "endless_loop", "test-transpose")
+    assert "ended the kernel's process" in feedback(graded, "stack_overflow", "test-vertical-filter")
+    assert "GiB of memory grading allows" in feedback(graded, "out_of_memory", "test-brown-transpose")
     assert "your answer cell 'brown-transpose' failed" in feedback(graded, "panics", "test-brown-transpose")
     assert "your answer cell 'multiply-sum' failed: did not compile" in \
         feedback(graded, "no_compile", "test-multiply-sum")
@@ -353,13 +405,30 @@ def test_nb1_class_feedback_says_what_to_fix(nb1_class):
 def test_nb1_answers_must_be_the_students_own(nb1_class):
     graded, _ = nb1_class
     assert feedback(graded, "calls_reference", "test-convolve-size").startswith(
-        "write convolve yourself: your answer cell 'convolve' uses convlab::conv::convolve (line 4, as "
-        "`convlab::conv::convolve`), the reference the tests compare with")
-    assert "uses convlab::conv::multiply_sum (line 6, as `times`)" in \
+        "write convolve yourself: your answer cell 'convolve' uses convlab::conv (line 4, as "
+        "`convlab::conv::convolve`), everything that convolves")
+    assert "uses convlab::conv (line 6, as `times`, which is `convlab::conv::multiply_sum`)" in \
         feedback(graded, "renames_reference", "test-multiply-sum")
     assert feedback(graded, "helper_calls_reference", "test-convolve-reference").startswith(
-        "write convolve yourself: your answer calls `shortcut`, which uses convlab::conv::convolve "
+        "write convolve yourself: your answer calls `shortcut`, which uses convlab::conv "
         "(the cell you added after cell ")
+    # the helper's cell is not run either: `c` is a name the tests use
+    assert "defines `c` (use), a name the tests or the course's cells use" in \
+        feedback(graded, "helper_calls_reference", "test-multiply-sum")
+    assert "convolve_fast_threads" in feedback(graded, "threaded_reference", "test-convolve-size")
+
+
+@needs_nb1
+def test_nb1_tests_cannot_be_redirected(nb1_class):
+    """A student's `assert`, `assert_eq` or `println` macro is refused where it is defined, with
+    the line and the reason; an added cell that defines one is not run and costs nothing else."""
+    graded, _ = nb1_class
+    said = feedback(graded, "shadows_asserts_added", "test-multiply-sum")
+    assert "the cell you added at the top was not run: line 1 defines `assert` (macro), a name the tests" in said, said
+    said = feedback(graded, "shadows_asserts_answer", "test-multiply-sum")
+    assert "your answer cell 'multiply-sum' was not run: line 5 defines `assert` (macro)" in said, said
+    said = feedback(graded, "println_macro", "test-shoulder-filter")
+    assert "your answer cell 'shoulder-filter' was not run: line 2 defines `println` (macro)" in said, said
     assert "all zeros" in feedback(graded, "zero_filter", "test-shoulder-filter")
 
 

@@ -74,7 +74,8 @@ def cell_problem(index: int, cell) -> CellProblem | None:
 # reaches evcxr in order with the cell's end. After each cell the marked lines are turned
 # back into a stderr output, so a panic looks as it does in JupyterLab, only reliably.
 PANIC_MARK = "nbrun-panic| "
-PANIC_HOOK = """::std::panic::set_hook(::std::boxed::Box::new(|info| {
+# (In braces: evcxr reads a cell's first lines that start with `:` as its own commands.)
+PANIC_HOOK = """{ ::std::panic::set_hook(::std::boxed::Box::new(|info| {
     use ::std::io::Write;
     let payload = info.payload();
     let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<::std::string::String>()) {
@@ -95,7 +96,7 @@ PANIC_HOOK = """::std::panic::set_hook(::std::boxed::Box::new(|info| {
     let _ = out.flush();
     ::core::mem::drop(out);
     ::std::thread::sleep(::std::time::Duration::from_millis(200));
-}));""" % PANIC_MARK
+})); }""" % PANIC_MARK
 
 
 def promote_panic_report(cell) -> bool:

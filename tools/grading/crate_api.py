@@ -94,7 +94,7 @@ def type_str(t: dict | None, self_type: str = "Self") -> str:
                 args.append(type_str(arg["type"], self_type))
         return named_type(name, args)
     if kind == "qualified_path":
-        return "_"
+        return "assoc:" + v.get("name", "?")  # S::Ok, Self::Item: a trait's associated type
     return kind  # impl Trait, dyn Trait, fn pointers: not an answer type
 
 
@@ -181,7 +181,7 @@ def _same(a: str, b: str) -> bool:
 
 def _tree(text: str):
     """A short type string as (head, [argument trees]): `Array<f32, Ix2>` → ("Array", [...])."""
-    toks = re.findall(r"[\w&*]+|[<>(),\[\]]", text)
+    toks = re.findall(r"[\w&*:]+|[<>(),\[\]]", text)
     pos = 0
 
     def parse():
