@@ -186,3 +186,37 @@ def test_the_answer_notebooks_keep_their_own_rule():
         for cell in answer_cells(nb):
             assert steps.name_rule_break(cell.source, grade_id(cell), asked, protected, {}) is None, \
                 (path.name, grade_id(cell))
+
+
+# ---------------------------------------------------------------------------------------------
+# One fault costs one exercise: what a faulty cell takes with it
+
+
+def test_a_fault_takes_the_names_it_defined_and_the_students_code_it_ran():
+    from grading.execute import Faults
+
+    nb = copy.deepcopy(NB1)
+    faults = Faults(nb)
+    cells = {grade_id(c): c for c in nb.cells if grade_id(c)}
+    # the multiply_sum test ran past its limit: multiply_sum is suspect, and so is the
+    # student's convolve, which calls it
+    faults.add(cells["test-multiply-sum"], 15, "ran past its time limit")
+    assert {"multiply_sum", "convolve"} <= set(faults.suspects)
+    why = faults.why_not(cells["test-convolve-size"])
+    assert why == "not run: it uses `convolve`, which ran past its time limit in cell 15", why
+    # the course's cells that show a convolution are not run either; the filters' tests are
+    assert faults.why_not(next(c for c in nb.cells if "let filtered = convolve" in c.source))
+    for gid in ("test-vertical-filter", "test-transpose", "test-shoulder-filter", "test-brown-transpose"):
+        assert faults.why_not(cells[gid]) is None, gid
+
+
+def test_a_faulty_answer_cell_takes_only_its_own_names():
+    from grading.execute import Faults
+
+    nb = copy.deepcopy(NB1)
+    faults = Faults(nb)
+    cells = {grade_id(c): c for c in nb.cells if grade_id(c)}
+    faults.add(cells["transpose"], 37, "ended the kernel's process")
+    assert set(faults.suspects) == {"transposed"}
+    assert "ended the kernel's process in cell 37" in faults.why_not(cells["test-transpose"])
+    assert faults.why_not(cells["test-brown-transpose"]) is None

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """`make bench-grading`: how long grading takes, written to BENCHMARKS.md (section "## Grading").
 
-Notebook 1: N copies of the fixture class of tests/test_grading.py (17 submissions: right,
-wrong, an endless loop, panics, forgers, …) graded with the default limits and WORKERS
-workers; every submission's points are checked against the fixture's expected points. It
+Notebook 1: N copies of the fixture class of tests/test_grading.py (24 submissions: right,
+wrong, an endless loop, a stack overflow, memory refused, panics, forgers, shadowed asserts, …)
+graded with the default limits and WORKERS workers; every submission's points are checked against the fixture's expected points. It
 prints the wall time per submission and the projection for a class of 100. Notebooks 2 and
 3: the answer notebook and the student notebook graded by one worker each, on the test data
 the tests use (random VGG-16-shaped weights, 200-picture CIFAR-10 batches), seconds per
 submission.
 
-    python tools/gradebench.py                        # notebook 1 (6 copies: 102), 2 and 3
-    python tools/gradebench.py --copies 1 --only 01   # 17 submissions of notebook 1
+    python tools/gradebench.py                        # notebook 1 (4 copies: 96), 2 and 3
+    python tools/gradebench.py --copies 1 --only 01   # 24 submissions of notebook 1
     python tools/gradebench.py --fresh-kernels        # a new kernel per submission, to compare
     python tools/gradebench.py --no-write             # print only
 """
@@ -63,7 +63,7 @@ def bench_nb1(work: Path, copies: int, workers: int, fresh: bool) -> dict:
 
     subs = work / "nb1"
     # Named copy first (01-correct, …, 02-correct, …): graded in name order, copy after copy, so
-    # the endless loops come one per 17 submissions, as in a class, not six in a row.
+    # the endless loops come one per copy, as in a class, not all in a row.
     for k in range(copies):
         fixture.write_nb1_class(subs, f"{k + 1:02d}-")
     graded, wall = grade_timed(subs, fixture.NB1, work / "nb1-out", workers, fresh)
@@ -83,7 +83,13 @@ def bench_nb1(work: Path, copies: int, workers: int, fresh: bool) -> dict:
     n = len(graded)
     per_worker = sum(g.seconds for g in graded) / n
     loop = [g.seconds for g in graded if name(g) == "endless_loop"]
+    # Faults (a cell past its limit, a kernel's process ended): the fresh kernel and the cells
+    # run again before grading goes on (execute.run_notebook).
+    recoveries = [st["recovery_seconds"] for g in graded for st in g.status.values() if "recovery_seconds" in st]
     return {"n": n, "wall": wall, "per_submission": wall / n, "per_worker": per_worker,
+            "faults": len(recoveries), "recovery": sum(recoveries),
+            "fault_subs": sorted({name(g) for g in graded
+                                  if any("recovery_seconds" in st for st in g.status.values())}),
             "without_loop": (wall - sum(loop) / workers) / max(1, n - len(loop)),
             "correct": [round(g.seconds, 1) for g in graded if name(g) == "correct"],
             "median": statistics.median(g.seconds for g in graded),
@@ -105,6 +111,19 @@ def bench_other(work: Path, name: str, fresh: bool, env: dict) -> dict:
     return {"n": len(graded), "wall": wall, "answer": by["answer"].seconds, "student": by["student"].seconds,
             "answer_full": all(r.points == r.max for r in by["answer"].rows),
             "student_zero": all(r.points == 0 for r in by["student"].rows)}
+
+
+def _faults_text(r: dict, workers: int) -> str:
+    """What going on after faults cost (a fresh kernel, the cells before the fault run again)."""
+    if "faults" not in r:
+        return ""
+    if not r["faults"]:
+        return "No cell faulted. "
+    return (f"{r['faults']} cells faulted ({', '.join(r['fault_subs'])}: a cell past its limit or a kernel's "
+            f"process ended); going on after each in a fresh kernel, with the cells before it run again, took "
+            f"{r['recovery'] / r['faults']:.1f} s of a worker's time per fault, {r['recovery']:.0f} s in all: "
+            f"{r['recovery'] / r['n']:.1f} s per submission of the class, "
+            f"about {r['recovery'] / r['n'] / workers:.1f} s of wall time with {workers} workers. ")
 
 
 def section_text(res: dict) -> str:
@@ -132,6 +151,7 @@ def section_text(res: dict) -> str:
                   f"({r['without_loop'] * 100 / 60:.0f} min per 100). The right answer took "
                   f"{', '.join(f'{s:g}' for s in r['correct'])} s of its worker's time (a worker's first "
                   f"submission also starts its kernel); the median submission {r.get('median', 0):.1f} s. "
+                  f"{_faults_text(r, res['workers'])}"
                   f"Points as expected "
                   f"for every submission: {'yes' if not r['wrong'] else 'NO: ' + ', '.join(r['wrong'])}. "
                   f"Load average during the run ({r['date']}): {load(r)}.", ""]
@@ -153,8 +173,8 @@ def section_text(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--copies", type=int, default=6,
-                    help="copies of notebook 1's fixture class (17 each; default 6: 102 submissions)")
+    ap.add_argument("--copies", type=int, default=4,
+                    help="copies of notebook 1's fixture class (24 each; default 4: 96 submissions)")
     ap.add_argument("--workers", type=int, default=nbgrade.default_workers())
     ap.add_argument("--only", nargs="+", choices=["01", "02", "03"], default=["01", "02", "03"])
     ap.add_argument("--fresh-kernels", action="store_true")
