@@ -228,7 +228,8 @@ NB1_EXPECTED = {
     "calls_reference": dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0}),
     # the same with the reference's threaded twin (a benchmark's entry point, not public to notebooks)
     "threaded_reference": dict(NB1_FULL, **{"test-convolve-size": 0, "test-convolve-reference": 0}),
-    # multiply_sum answered by the reference under another name (`use … as`)
+    # multiply_sum answered by the reference under another name (`use … as`): that exercise
+    # only (the student's convolve, which calls it, is judged on its own)
     "renames_reference": dict(NB1_FULL, **{"test-multiply-sum": 0}),
     # a shoulder filter of zeros: right shape, sums to 0, answers nothing
     "zero_filter": dict(NB1_FULL, **{"test-shoulder-filter": 0}),

@@ -158,6 +158,10 @@ def test_protected_names_come_from_tests_course_cells_and_the_grader():
     ("fn helper() { struct S; impl S { fn dim(&self) {} } }", None, "defines `dim` (method)"),
     ("macro_rules! make { ($n:ident) => { fn $n() {} }; }", None, "define items"),
     ("#[macro_export]\nmacro_rules! my_m { () => {} }", None, "exports a macro"),
+    ("#![no_implicit_prelude]\nfn my_f() {}", None, "sets an attribute for the whole notebook"),
+    ("thread_local! { static colour: u8 = 0; }", None, "defines `colour` (static)"),
+    ("let (my_a, horizontal) = (1, 2);", None, "defines `horizontal` (let)"),
+    ("use convlab::{filters as my_f, image as horizontal};", None, "defines `horizontal` (use)"),
 ])
 def test_the_naming_rule_refuses(source, exercise, said):
     why = breaks(source, exercise)
@@ -220,3 +224,23 @@ def test_a_faulty_answer_cell_takes_only_its_own_names():
     assert set(faults.suspects) == {"transposed"}
     assert "ended the kernel's process in cell 37" in faults.why_not(cells["test-transpose"])
     assert faults.why_not(cells["test-brown-transpose"]) is None
+
+
+def test_another_exercises_function_is_judged_by_its_own_exercise():
+    """The student's convolve calls their multiply_sum, which calls the crate's: multiply_sum
+    loses, convolve does not (one mistake, one exercise). A helper that is no exercise's own
+    function carries what it reaches into every answer that calls it."""
+    import ownwork
+
+    forbid = {"multiply-sum": {"convlab::conv": "x"}, "convolve": {"convlab::conv": "x"}}
+    api = crate_api.for_notebook(NB1)
+    mine = ownwork.Cell("your answer cell 'multiply-sum'", "multiply-sum",
+                        "fn multiply_sum(p: &A, f: &A) -> f32 { convlab::conv::multiply_sum(p, f).unwrap() }\n"
+                        "fn shortcut(i: &B, f: &B) -> C { convlab::conv::convolve(i, f).unwrap() }")
+    conv = ownwork.Cell("your answer cell 'convolve'", "convolve",
+                        "fn convolve(i: &B, f: &B) -> C { let s = multiply_sum(&i.view(), &f.view()); todo!() }")
+    found = ownwork.check(forbid, [mine, conv], [], api, steps.asked_names(NB1))
+    assert found["multiply-sum"] and not found["convolve"], found
+    cheat = ownwork.Cell("your answer cell 'convolve'", "convolve", "fn convolve(i: &B, f: &B) -> C { shortcut(i, f) }")
+    found = ownwork.check(forbid, [mine, cheat], [], api, steps.asked_names(NB1))
+    assert found["convolve"] and "your answer calls `shortcut`" in found["convolve"][0].message("convolve")

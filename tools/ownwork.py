@@ -116,11 +116,14 @@ class Rules:
 
 
 def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[str],
-          api=None) -> dict[str, list[Violation]]:
+          api=None, asked: dict[str, set[str]] | None = None) -> dict[str, list[Violation]]:
     """For each exercise (answer grade_id -> {item or module: reason}), the forbidden items its
     answer cell reaches. `student`: every cell the student wrote (answer cells and added cells);
     `context`: the notebook's own code cells, whose imports are in scope for the student; `api`:
-    the crate's public items (grading.crate_api), which make a module entry cover all of it."""
+    the crate's public items (grading.crate_api), which make a module entry cover all of it;
+    `asked`: the names each exercise asks for. Another exercise's own function (the student's
+    `multiply_sum` called by their `convolve`) is judged by its own exercise and does not carry
+    what it reaches into this one: one mistake costs one exercise. Any other helper does."""
     toks = {c: rustscan.tokens(c.source) for c in student}
     imports = rustscan.Imports()
     for src in context:
@@ -162,6 +165,9 @@ def check(forbid: dict[str, dict[str, str]], student: list[Cell], context: list[
             for m in reach:
                 if m == k or not (names[m] & uses[k]) or names[m] & names[k]:
                     continue
+                exercise = items[m][0].exercise
+                if exercise not in (None, items[k][0].exercise) and names[m] <= (asked or {}).get(exercise, set()):
+                    continue  # another exercise's asked-for function: judged there
                 helper = sorted(names[m] & uses[k])[0]
                 for item, (origin, _) in list(reach[m].items()):
                     if item not in reach[k]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+IDENT = re.compile(r"[^\W\d]\w*")  # Rust identifiers may be Unicode (NFC)
 RAW_STRING = re.compile(r'b?r(#*)"')
 
 
@@ -309,6 +309,8 @@ def _ends_at_brace(toks: list[Token], i: int, j: int) -> bool:
         return True  # a block statement `{ … }`
     if words[0] == "let":
         return False
+    if k + 1 < len(span) and span[k].is_ident and span[k + 1].text == "!":
+        return True  # a macro called with braces: `thread_local! { … }`
     lead = [w for w in words if w not in ("pub", "crate", "async", "unsafe", "extern")]
     return bool(lead) and (lead[0] in ITEM_WORDS | {"impl", "macro_rules"} or lead[0] in ("if", "for", "while", "loop", "match"))
 
@@ -558,6 +560,11 @@ def _item_definitions(span: list[Token]) -> list[Definition]:
         return out
     if head == "impl":
         return []  # methods: see definitions (impls anywhere count)
+    if span[k].is_ident and nxt is not None and nxt.text == "!":
+        # a macro called where items go (`thread_local! { static NAME: … }`): the names that
+        # follow an item's keyword inside it
+        return [Definition(b.text, b.line, a.text) for a, b in zip(span[k + 2:], span[k + 3:])
+                if a.text in ITEM_DEFINERS | {"macro_rules"} and b.is_ident]
     return []
 
 
@@ -619,6 +626,8 @@ def hidden_definitions(toks: list[Token]) -> list[tuple[str, int, str]]:
                 j += 1
         elif t.text == "macro_export":
             found.append((t.text, t.line, "exports a macro to the whole notebook"))
+        elif t.text == "#" and i + 2 < len(toks) and toks[i + 1].text == "!" and toks[i + 2].text == "[":
+            found.append(("#![…]", t.line, "sets an attribute for the whole notebook (`#![…]`)"))
     for name, first, last in _in_macro_rules(toks):
         for t in toks[first:last + 1]:
             if t.text in ITEM_DEFINERS | {"macro_rules", "use", "impl", "extern"}:

@@ -276,7 +276,7 @@ def check_own_work(job: Job) -> None:
              if not nbgrade_meta_get(cell, "skip")]
     titles = {grade_id(c): exercise_title(c) for c in job.source_nb.cells if is_solution(c)}
     found = ownwork.check(forbidden_of(job.source_nb), cells, context_of(job.source_nb),
-                          crate_api.for_notebook(job.source_nb))
+                          crate_api.for_notebook(job.source_nb), asked_names(job.source_nb))
     job.not_own = {gid: [v.message(titles.get(gid, gid)) for v in vs] for gid, vs in found.items() if vs}
 
 
