@@ -425,7 +425,7 @@ def test_nb1_tests_cannot_be_redirected(nb1_class):
     the line and the reason; an added cell that defines one is not run and costs nothing else."""
     graded, _ = nb1_class
     said = feedback(graded, "shadows_asserts_added", "test-multiply-sum")
-    assert "the cell you added at the top was not run: line 1 defines `assert` (macro), a name the tests" in said, said
+    assert "the cell you added after cell 13 was not run: line 1 defines `assert` (macro), a name the tests" in said, said
     said = feedback(graded, "shadows_asserts_answer", "test-multiply-sum")
     assert "your answer cell 'multiply-sum' was not run: line 5 defines `assert` (macro)" in said, said
     said = feedback(graded, "println_macro", "test-shoulder-filter")

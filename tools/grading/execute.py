@@ -108,10 +108,11 @@ def run_one(kernel: Kernel, cell, index: int, cell_timeout: float, left: float,
                 else f"this cell ran past its {own:.0f} s limit")
         return {"status": "timeout", "seconds": ran.seconds, "why": what}
     if ran.status == "dead" or (ran.status == "failed" and child_died(cell)):
+        said = re.search(r"Subprocess terminated with status: ([^\n]+)", error_text(cell))
+        what = f" ({said.group(1).strip()})" if said else ""
         return {"status": "dead", "seconds": ran.seconds,
-                "why": ran.message or "the process running the cells ended here (a stack overflow, an abort, or "
-                                      f"more than the {MEMORY_LIMIT / 2**30:g} GiB of memory grading allows), so "
-                                      "every variable was lost"}
+                "why": f"the process running the cells ended here{what}: a stack overflow, an abort, or more than "
+                       f"the {MEMORY_LIMIT / 2**30:g} GiB of memory grading allows; every variable was lost"}
     if not token:
         return {"status": ran.status, "seconds": ran.seconds}
     status = {"status": ran.status, "seconds": ran.seconds, "passed": passed}

@@ -176,6 +176,7 @@ def grade_executed(nb, status: dict[int, dict], notes: list[str],
             rows.append(test_row(cell, st, exercise.get(index) or "", not_own, answer_problems, stubbed))
             answer_problems = []
             stubbed = False
+    notes = [n for n in notes if rows and n not in rows[0].feedback]  # a note said under the first test already
     if notes and rows:
         rows[0].feedback = " | ".join(notes + [rows[0].feedback])
     return rows
