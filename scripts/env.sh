@@ -10,8 +10,10 @@ export CONVLAB_EVCXR_ROOT="${CONVLAB_EVCXR_ROOT:-$CONVLAB_CACHE/evcxr}"
 # evcxr's build folders. The setup prewarms the seed (`:dep convlab` compiled once, tch
 # included); each running kernel leases a copy of it from the pool (scripts/rust-kernel), since
 # two kernels must never share a build folder. A caller may still set EVCXR_TMPDIR itself.
+# CONVLAB_EVCXR_POOL may name another place: the course image keeps its caches read-only and
+# its kernels' build folders in /tmp (Containerfile).
 export CONVLAB_EVCXR_SEED="$CONVLAB_CACHE/evcxr-seed"
-export CONVLAB_EVCXR_POOL="$CONVLAB_CACHE/evcxr-pool"
+export CONVLAB_EVCXR_POOL="${CONVLAB_EVCXR_POOL:-$CONVLAB_CACHE/evcxr-pool}"
 # Compiled dependencies (tch takes minutes), one folder per clone: cargo identifies the
 # workspace's own crate by its path inside the clone, so in a folder shared by two clones one
 # clone's build would pass for the other's (and carry the other clone's data/ path).

@@ -2,6 +2,8 @@
 # Installs everything the course needs, idempotently; a second run takes seconds.
 #   scripts/setup.sh           install what is missing, step by step, with each step's minutes
 #   scripts/setup.sh --check   say what is there and what a run would install; change nothing
+#   scripts/setup.sh --through python|evcxr   stop after step 1 or 2 (the course image builds
+#                              each part in a layer of its own: Containerfile)
 #
 #   1. a Python environment (JupyterLab, nbconvert/nbclient, torch for libtorch) in $CONVLAB_VENV
 #   2. evcxr_jupyter at a pinned version (one small change, scripts/build-evcxr.sh), registered
@@ -20,11 +22,25 @@ cd "$CONVLAB_ROOT"
 EVCXR_VERSION=0.22.0
 PYTHON="${CONVLAB_PYTHON:-python3}"
 check_only=false
+through=""
 case "${1:-}" in
   --check) check_only=true ;;
+  --through)
+    case "${2:-}" in
+      python | evcxr) through=$2 ;;
+      *) die "--through takes python or evcxr, not '${2:-}'" ;;
+    esac ;;
   "") ;;
-  *) die "unknown option '$1' (use --check, or no option)" ;;
+  *) die "unknown option '$1' (use --check, --through python|evcxr, or no option)" ;;
 esac
+# Ends the run after the part named by --through.
+stop_after() {
+  if [ "$through" = "$1" ]; then
+    finish
+    log "stopped after $2 (--through $1)"
+    exit 0
+  fi
+}
 
 # --- What is there (each test is quick and changes nothing) ---------------------------------
 
@@ -149,6 +165,7 @@ if ! packages_ok; then
 fi
 . "$CONVLAB_ROOT/scripts/env.sh" # again, now that torch's lib/ exists
 [ -n "$CONVLAB_TORCH_LIB" ] || die "torch's lib/ not found under $CONVLAB_VENV; delete it and run again"
+stop_after python "the Python environment"
 
 if ! evcxr_ok; then
   step "building evcxr_jupyter $EVCXR_VERSION (10-15 minutes on 2 cores, once)" \
@@ -157,6 +174,7 @@ if ! evcxr_ok; then
   PYTHON="$CONVLAB_VENV/bin/python" with_heartbeat scripts/build-evcxr.sh "$EVCXR_VERSION"
   evcxr_stamp >"$CONVLAB_EVCXR_ROOT/.convlab-evcxr"
 fi
+stop_after evcxr "evcxr_jupyter"
 
 # The `rust` kernel, inside the Python environment, started through scripts/rust-kernel.
 if ! kernel_ok; then
