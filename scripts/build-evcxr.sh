@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the course's evcxr_jupyter: the pinned release with the three changes of
-# scripts/evcxr-let-only.patch, scripts/evcxr-library-roots.patch and
-# scripts/evcxr-output-order.patch, installed into $CONVLAB_EVCXR_ROOT/bin (setup.sh runs this).
+# Builds the course's evcxr_jupyter: the pinned release with the five changes of
+# scripts/evcxr-let-only.patch, scripts/evcxr-library-roots.patch, scripts/evcxr-dep-env.patch,
+# scripts/evcxr-output-order.patch and scripts/evcxr-error-reply.patch, installed into
+# $CONVLAB_EVCXR_ROOT/bin (setup.sh runs this).
 #   scripts/build-evcxr.sh VERSION             fetch, change, build and install
 #   scripts/build-evcxr.sh VERSION --prepare   fetch and change the sources only (the tests)
 #
@@ -27,6 +28,14 @@
 # grader, which looks for a test cell's last line in that cell's output, failed a test that
 # had passed (once in about 700 test cells, grading 102 submissions on 2 cores). Now the
 # thread holds a lock from taking a line until it is sent, and the reply waits for the lock.
+#
+# The fourth change (evcxr): `${NAME}` in a `:dep` path is the environment variable NAME. The
+# notebooks load the crate with `path = "${CONVLAB_CRATE}"`, which scripts/rust-kernel sets,
+# so they work in any folder (nbgrader keeps them in source/ps1/, autograded/STUDENT/ps1/).
+#
+# The fifth change (evcxr_jupyter): a cell's error reply carries `ename`, `evalue` and
+# `traceback`, as the Jupyter protocol asks; nbgrader reads them from every error reply and
+# dropped a whole submission with a compile error without them (its issue #1806).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -35,6 +44,8 @@ version="${1:?usage: build-evcxr.sh VERSION [--prepare]}"
 patch="$here/evcxr-let-only.patch"
 roots_patch="$here/evcxr-library-roots.patch"
 order_patch="$here/evcxr-output-order.patch"
+dep_env_patch="$here/evcxr-dep-env.patch"
+reply_patch="$here/evcxr-error-reply.patch"
 work="$CONVLAB_CACHE/evcxr-src"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 
@@ -57,8 +68,8 @@ jupyter="$work/evcxr_jupyter-$version"
 # 2. The changes; evcxr_jupyter then builds against the changed evcxr with its own Cargo.lock
 #    (every other crate at the version the release pins).
 # (git apply works outside a repository; the ceiling keeps it from finding one above $work.)
-(cd "$work/evcxr-$version" && GIT_CEILING_DIRECTORIES="$work" git apply "$patch" "$roots_patch")
-(cd "$jupyter" && GIT_CEILING_DIRECTORIES="$work" git apply "$order_patch")
+(cd "$work/evcxr-$version" && GIT_CEILING_DIRECTORIES="$work" git apply "$patch" "$roots_patch" "$dep_env_patch")
+(cd "$jupyter" && GIT_CEILING_DIRECTORIES="$work" git apply "$order_patch" "$reply_patch")
 printf '\n[patch.crates-io]\nevcxr = { path = "../evcxr-%s" }\n' "$version" >>"$jupyter/Cargo.toml"
 "${PYTHON:-python3}" - "$jupyter/Cargo.lock" <<'PY'
 import re, sys

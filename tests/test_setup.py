@@ -177,6 +177,11 @@ def test_evcxr_patch_applies_to_the_pinned_release_and_keeps_its_lock(tmp_path):
     core = (jupyter / "src" / "core.rs").read_text()
     assert "let _passing = self.output_passing.lock()" in core
     assert "drop(server.output_passing.lock()" in core
+    # a cell's error reply names the error (nbgrader reads ename, evalue and traceback)
+    assert '"ename" => "Error",' in core and '"traceback" => array![evalue],' in core
+    # `${NAME}` in a `:dep` path is the environment variable NAME
+    config = (jupyter.parent / f"evcxr-{version}" / "src" / "crate_config.rs").read_text()
+    assert "let expanded = expand_env(&captures[2])?;" in config
     host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True)
                 .stdout.splitlines() if l.startswith("host:"))
     meta = subprocess.run(["cargo", "metadata", "--locked", "--offline", "--format-version", "1",

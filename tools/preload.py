@@ -20,6 +20,7 @@ it; prints nothing, and writes nothing, when the notebook does not load convlab.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -51,7 +52,7 @@ def dep_line(notebook: Path) -> str | None:
             p = PATH.search(m["opts"])
             if not p:
                 return None  # a crate from the registry: leave it to the notebook
-            crate = (notebook.parent / p["path"]).resolve()
+            crate = (notebook.parent / os.path.expandvars(p["path"])).resolve()  # ${CONVLAB_CRATE}
             if not (crate / "Cargo.toml").is_file():
                 return None
             return ":dep convlab = {" + m["opts"].replace(p.group(0), f'path = "{crate}"') + "}"

@@ -56,10 +56,12 @@ COPIED = [
     "scripts/env.sh",
     "scripts/steps.sh",
     "scripts/setup.sh",
-    "scripts/build-evcxr.sh",  # the setup builds the kernel with the three changes below
+    "scripts/build-evcxr.sh",  # the setup builds the kernel with the five changes below
     "scripts/evcxr-let-only.patch",
     "scripts/evcxr-library-roots.patch",
+    "scripts/evcxr-dep-env.patch",
     "scripts/evcxr-output-order.patch",
+    "scripts/evcxr-error-reply.patch",
     "scripts/rust-kernel",
     "scripts/convlab",
     "scripts/check-cuda.sh",

@@ -104,13 +104,13 @@ def check_cell(cell, where: str, seen: set[str]) -> None:
         if gid in seen:
             raise SourceError(f"{where}: grade_id {gid!r} is used twice; each must be unique")
         seen.add(gid)
-    if is_test(cell):
+    if meta.get("grade"):  # a test cell, or a written answer graded by hand (nbgrader's formgrader)
         try:
             points = float(meta.get("points"))
         except (TypeError, ValueError):
-            raise SourceError(f"{where}: test cell {gid!r} needs numeric points") from None
+            raise SourceError(f"{where}: grade cell {gid!r} needs numeric points") from None
         if points <= 0:
-            raise SourceError(f"{where}: test cell {gid!r} has {points} points; give it more than 0")
+            raise SourceError(f"{where}: grade cell {gid!r} has {points} points; give it more than 0")
     has_markers = has_solution_markers(cell)
     if has_markers and not is_solution(cell):
         raise SourceError(f"{where}: has BEGIN SOLUTION but no nbgrader solution metadata")
@@ -212,7 +212,8 @@ def rewrite_dep_paths(source: str, old_dir: Path, new_dir: Path | None) -> str:
     lines = []
     for line in source.split("\n"):
         m = DEP_PATH.match(line)
-        if m and not os.path.isabs(m.group(2)):
+        # `${CONVLAB_CRATE}` (the kernel's launcher sets it) names the crate from anywhere
+        if m and not os.path.isabs(m.group(2)) and "${" not in m.group(2):
             target = Path(os.path.normpath(old_dir / m.group(2)))
             if new_dir is None:
                 new = str(target)
