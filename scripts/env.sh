@@ -12,6 +12,9 @@ export CONVLAB_EVCXR_ROOT="${CONVLAB_EVCXR_ROOT:-$CONVLAB_CACHE/evcxr}"
 # two kernels must never share a build folder. A caller may still set EVCXR_TMPDIR itself.
 # CONVLAB_EVCXR_POOL may name another place: the course image keeps its caches read-only and
 # its kernels' build folders in /tmp (Containerfile).
+# The notebooks load the course crate with `:dep convlab = { path = "${CONVLAB_CRATE}" }`
+# (evcxr reads the variable: scripts/build-evcxr.sh), so they work in any folder.
+export CONVLAB_CRATE="$CONVLAB_ROOT/crates/convlab"
 export CONVLAB_EVCXR_SEED="$CONVLAB_CACHE/evcxr-seed"
 export CONVLAB_EVCXR_POOL="${CONVLAB_EVCXR_POOL:-$CONVLAB_CACHE/evcxr-pool}"
 # Compiled dependencies (tch takes minutes), one folder per clone: cargo identifies the

@@ -46,9 +46,11 @@ stop_after() {
 
 venv_ok() { "$CONVLAB_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
 packages_ok() { venv_ok && cmp -s requirements.txt "$CONVLAB_VENV/.convlab-requirements"; }
-# evcxr_jupyter is built from its release with three small changes (scripts/build-evcxr.sh): the
+# evcxr_jupyter is built from its release with five small changes (scripts/build-evcxr.sh): the
 # stamp names the version and the changes, so a new version or a new change builds it again.
-evcxr_stamp() { echo "evcxr_jupyter $EVCXR_VERSION, $(cat scripts/evcxr-let-only.patch scripts/evcxr-library-roots.patch scripts/evcxr-output-order.patch | sha256sum | cut -c1-16)"; }
+evcxr_patches=(scripts/evcxr-let-only.patch scripts/evcxr-library-roots.patch scripts/evcxr-dep-env.patch
+  scripts/evcxr-output-order.patch scripts/evcxr-error-reply.patch)
+evcxr_stamp() { echo "evcxr_jupyter $EVCXR_VERSION, $(cat "${evcxr_patches[@]}" | sha256sum | cut -c1-16)"; }
 evcxr_ok() {
   [ -x "$CONVLAB_EVCXR_ROOT/bin/evcxr_jupyter" ] &&
     [ "$(cat "$CONVLAB_EVCXR_ROOT/.convlab-evcxr" 2>/dev/null)" = "$(evcxr_stamp)" ]
@@ -72,6 +74,7 @@ codegen-units = 1
 incremental = false'
 kernel_ok() {
   grep -qF "\"$CONVLAB_ROOT/scripts/rust-kernel\"" "$kernel_json" 2>/dev/null &&
+    cmp -s "$CONVLAB_CACHE/evcxr-src/evcxr_jupyter-$EVCXR_VERSION/client/version.txt" "$(dirname "$kernel_json")/version.txt" &&
     [ "$(cat "$evcxr_toml" 2>/dev/null)" = "$evcxr_toml_text" ] &&
     [ "$(cat "$cargo_config" 2>/dev/null)" = "$cargo_config_text" ]
 }
@@ -129,7 +132,7 @@ if $check_only; then
   echo "setup --check: tools ok (cargo, $PYTHON, a font); in $CONVLAB_CACHE:"
   report "Python environment" venv_ok
   report "Python packages of requirements.txt" packages_ok
-  report "evcxr_jupyter $EVCXR_VERSION (with scripts/evcxr-let-only.patch, evcxr-library-roots.patch and evcxr-output-order.patch)" evcxr_ok
+  report "evcxr_jupyter $EVCXR_VERSION (with the five changes of scripts/evcxr-*.patch)" evcxr_ok
   report "kernel 'rust' (scripts/rust-kernel of this clone, its evcxr and cargo settings)" kernel_ok
   report "evcxr build folder prewarmed with convlab" seed_ok
   exit 0
@@ -189,6 +192,10 @@ if ! kernel_ok; then
 }
 JSON
   mv "$kernel_json.tmp" "$kernel_json"
+  # evcxr_jupyter installs itself anew over a kernel folder without its version.txt (a bare
+  # `evcxr_jupyter` in kernel.json, no launcher): with it, the folder stays ours, also where
+  # JUPYTER_PATH names it (nbgrader).
+  cp "$CONVLAB_CACHE/evcxr-src/evcxr_jupyter-$EVCXR_VERSION/client/version.txt" "$(dirname "$kernel_json")/version.txt"
   mkdir -p "$(dirname "$evcxr_toml")" "$(dirname "$cargo_config")"
   printf '%s\n' "$evcxr_toml_text" >"$evcxr_toml"
   printf '%s\n' "$cargo_config_text" >"$cargo_config"
