@@ -367,7 +367,9 @@ def load(features: Features = Features()) -> CrateApi:
     """The crate's public items with `features` (rustdoc run on a cache miss: a minute or so)."""
     target = CACHE / f"{_key(features)}.json"
     if not target.exists():
-        build = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        # A build folder of its own: RUSTC_BOOTSTRAP would make cargo build the clone's
+        # dependencies anew for the next `cargo test`.
+        build = CACHE.parent / f"target-api-{os.environ.get('CONVLAB_CLONE_ID', 'default')}"
         cmd = ["cargo", "rustdoc", "-q", "-p", CRATE_NAME, "--lib", *features.cargo_args(), "--",
                "-Z", "unstable-options", "--output-format", "json", "-A", "warnings"]
         env = {**os.environ, "RUSTC_BOOTSTRAP": "1", "CARGO_TARGET_DIR": str(build)}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import Preprocessor
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 import nbrun
 from grading import crate_api, steps
@@ -70,6 +70,7 @@ class ConvlabChecks(Preprocessor):
     """The own-work rule, the denied constructs and the naming rule on a submission; the
     grader's first cell and the test cells' end lines (module docstring)."""
 
+    enabled = Bool(True)  # nbconvert runs a preprocessor only when it is enabled
     source_notebook = Unicode("", help="The answer notebook (default: nbgrader's source/ASSIGNMENT/NOTEBOOK.ipynb)"
                               ).tag(config=True)
 
@@ -93,7 +94,8 @@ class ConvlabChecks(Preprocessor):
         checked = [ownwork.Cell(label, gid, cell.source) for cell, label, gid in students if id(cell) not in skipped]
         found = ownwork.check(forbidden_of(source), checked, context_of(source), crate_api.for_notebook(source), asked)
         for gid, violations in found.items():
-            not_own.setdefault(gid, []).extend(v.message(titles.get(gid, gid)) for v in violations)
+            if violations:
+                not_own.setdefault(gid, []).extend(v.message(titles.get(gid, gid)) for v in violations)
         exercise = exercise_of_tests(nb)
         for index, cell in enumerate(nb.cells):
             if not is_test(cell):
@@ -128,6 +130,8 @@ class ConvlabVerdicts(Preprocessor):
     """After nbgrader's Execute: panics reported under the cell that panicked, a test cell
     without its end line failed, the grader's lines taken out (module docstring)."""
 
+    enabled = Bool(True)
+
     def preprocess(self, nb, resources):
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -139,7 +143,8 @@ class ConvlabVerdicts(Preprocessor):
                 if cell.source.endswith(end_line(token)):
                     cell.source = cell.source[: -len(end_line(token))]
                 hide_end_lines(cell)
-                if not reached and not any(o.get("output_type") == "error" for o in cell.outputs):
+                failed = any(o.get("output_type") == "error" or o.get("name") == "stderr" for o in cell.outputs)
+                if not reached and not failed:  # no message, yet it stopped early: a forged end
                     cell.outputs.append(nbformat.v4.new_output(
                         "error", ename="NotFinished", evalue="the test did not reach its end",
                         traceback=["the test did not reach its end (its last line did not run)"]))
