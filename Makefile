@@ -73,3 +73,13 @@ release:
 CIFAR_ARGS ?=
 cifar-accuracy: setup
 	. scripts/env.sh && cargo run --example cifar_accuracy -p convlab -- $(CIFAR_ARGS)
+
+# The course image for JupyterHub and Binder (Containerfile, docs/deploy.md), with podman or
+# docker: make image (about 30 minutes the first time), then make test-image (the notebooks in
+# it, from a browser outside; sizes and timings to BENCHMARKS.md, section "Course image").
+.PHONY: image test-image
+image:
+	scripts/image.sh build
+
+test-image:
+	scripts/image.sh test

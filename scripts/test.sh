@@ -17,7 +17,7 @@ need_packages "shellcheck (checks the scripts) and chromium (the browser test) a
   "command -v shellcheck && command -v chromium" shellcheck chromium
 
 step "shellcheck" "fix the scripts at the lines shellcheck names"
-shellcheck scripts/*.sh scripts/rust-kernel scripts/convlab .ci/run
+shellcheck scripts/*.sh scripts/rust-kernel scripts/convlab .ci/run image/start image/with-certs
 
 step "cargo test" "a test failed: its name and message are above"
 cargo test --workspace --features convlab/bench
