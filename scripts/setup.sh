@@ -132,7 +132,7 @@ if $check_only; then
   echo "setup --check: tools ok (cargo, $PYTHON, a font); in $CONVLAB_CACHE:"
   report "Python environment" venv_ok
   report "Python packages of requirements.txt" packages_ok
-  report "evcxr_jupyter $EVCXR_VERSION (with the five changes of scripts/evcxr-*.patch)" evcxr_ok
+  report "evcxr_jupyter $EVCXR_VERSION (with the five changes that scripts/build-evcxr.sh applies)" evcxr_ok
   report "kernel 'rust' (scripts/rust-kernel of this clone, its evcxr and cargo settings)" kernel_ok
   report "evcxr build folder prewarmed with convlab" seed_ok
   exit 0

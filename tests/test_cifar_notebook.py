@@ -91,7 +91,7 @@ def test_notebook_runs_on_test_batches(cifar_test_batches, tmp_path, monkeypatch
     )
 
     # Every autograder test cell passed and said so.
-    graded = [c for c in res.notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    graded = [c for c in res.notebook.cells if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("grade")]
     assert len(graded) == 4
     for c in graded:
         assert "✓" in text_of(c), c.source[:80]

@@ -71,5 +71,5 @@ def test_bad_input_cell_explains_each_error(executed):
 
 def test_graded_cells_pass(executed):
     for cell in executed.notebook.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+        if cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
             assert "✓" in text_of(cell), cell.source[:80]

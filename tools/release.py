@@ -171,7 +171,10 @@ def check(entries: list[Entry], release_root: Path) -> None:
                     m = DEP.match(line)
                     if not m:
                         continue
-                    crate = os.path.normpath(Path(e.path).parent / m.group(1)).replace(os.sep, "/")
+                    # `${CONVLAB_CRATE}`: the release's env.sh sets it to its own crates/convlab
+                    where = m.group(1).replace("${CONVLAB_CRATE}", "/crates/convlab")
+                    base = Path(".") if where.startswith("/") else Path(e.path).parent
+                    crate = os.path.normpath(base / where.lstrip("/")).replace(os.sep, "/")
                     if f"{crate}/Cargo.toml" not in paths:
                         raise ReleaseError(f"{e.path}: `{line.strip()}` names {crate}, which is not "
                                            "a crate of the release")
