@@ -102,7 +102,7 @@ COPY tools/ /opt/convlab/tools/
 COPY data/ /opt/convlab/data/
 RUN --mount=type=secret,id=certs,required=false --mount=type=cache,target=/var/cache/convlab-build \
     CCACHE_DIR=/var/cache/convlab-build/ccache convlab-with-certs /opt/convlab/scripts/setup.sh && \
-    CCACHE_DIR=/var/cache/convlab-build/ccache bash -c 'cd /opt/convlab && . scripts/env.sh && \
+    CCACHE_DIR=/var/cache/convlab-build/ccache convlab-with-certs bash -c 'cd /opt/convlab && . scripts/env.sh && \
       cargo build --quiet -p convlab --example check_cuda && \
       mv "$CARGO_TARGET_DIR/debug/examples/check_cuda" /tmp/check_cuda && rm -rf "$CARGO_TARGET_DIR" && \
       mkdir -p "$CARGO_TARGET_DIR/debug/examples" && mv /tmp/check_cuda "$CARGO_TARGET_DIR/debug/examples/"' && \
